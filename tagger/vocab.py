@@ -1,0 +1,179 @@
+"""The tag vocabulary: the single source of truth for tag names, their order and their groups.
+
+The paper (Jin et al. 2017, table 1) conditions on 34 tags in four groups. A data set or a model may
+cover only a subset (the Getchu faces here carry 12 hair colours x 10 eye colours), so everything that
+stores labels also stores the `Vocabulary` it used; tag order inside a vocabulary is always paper order,
+which makes two vocabularies over the same tags identical.
+
+This module imports nothing heavy: the web app and the torch-free runtime use it too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tags that are chosen together. In an exclusive group exactly one tag is on per image."""
+
+    name: str
+    tags: tuple[str, ...]
+    exclusive: bool
+
+
+PAPER_GROUPS: tuple[Group, ...] = (
+    Group(
+        "hair colour",
+        ("blonde hair", "brown hair", "black hair", "blue hair", "pink hair", "purple hair",
+         "green hair", "red hair", "silver hair", "white hair", "orange hair", "aqua hair",
+         "grey hair"),
+        exclusive=True,
+    ),
+    Group("hair style", ("long hair", "short hair", "twintails", "drill hair", "ponytail"), exclusive=False),
+    Group("expression and accessories", ("blush", "smile", "open mouth", "hat", "ribbon", "glasses"),
+          exclusive=False),
+    Group(
+        "eye colour",
+        ("blue eyes", "red eyes", "brown eyes", "green eyes", "purple eyes", "yellow eyes",
+         "pink eyes", "aqua eyes", "black eyes", "orange eyes"),
+        exclusive=True,
+    ),
+)
+PAPER_TAGS: tuple[str, ...] = tuple(tag for group in PAPER_GROUPS for tag in group.tags)
+_GROUP_OF = {tag: group for group in PAPER_GROUPS for tag in group.tags}
+
+# Spellings met in real tag files (Danbooru, the MLDS sets, Illustration2Vec output).
+ALIASES: dict[str, str] = {
+    "gray hair": "grey hair",
+    "blond hair": "blonde hair",
+    "twin tails": "twintails",
+    "twintail": "twintails",
+    "drill": "drill hair",
+    "drills": "drill hair",
+    "pony tail": "ponytail",
+    "blushing": "blush",
+    "smiling": "smile",
+    "eyeglasses": "glasses",
+    "hair ribbon": "ribbon",
+}
+
+
+class TagError(ValueError):
+    """A tag name that is unknown, or a combination the groups forbid."""
+
+
+def _normalise(name: str) -> str:
+    return " ".join(name.strip().lower().replace("_", " ").split())
+
+
+def canonical(name: str) -> str | None:
+    """The paper's spelling of a tag name, or None when the name is not one of the 34 tags."""
+    name = _normalise(name)
+    name = ALIASES.get(name, name)
+    return name if name in _GROUP_OF else None
+
+
+_COLOUR_TAG = re.compile(r"[a-z]+ (?:hair|eyes)")
+
+
+def split_tag_text(text: str) -> list[str]:
+    """Split a tag cell into tag names.
+
+    Accepts our own format (`silver hair;red eyes;smile`), comma lists, and the MLDS format
+    (`aqua hair aqua eyes`, no separator at all).
+    """
+    text = text.strip()
+    for sep in (";", ","):
+        if sep in text:
+            return [t.strip() for t in text.split(sep) if t.strip()]
+    if not text:
+        return []
+    found = _COLOUR_TAG.findall(_normalise(text))
+    return found if found and " ".join(found) == _normalise(text) else [text]
+
+
+class Vocabulary:
+    """An ordered subset of the paper's tags, with the paper's groups restricted to that subset."""
+
+    def __init__(self, tags: Iterable[str]):
+        names = set()
+        for tag in tags:
+            name = canonical(tag)
+            if name is None:
+                raise TagError(f"unknown tag {tag!r}; the paper's tags are: {', '.join(PAPER_TAGS)}")
+            names.add(name)
+        if not names:
+            raise TagError("a vocabulary needs at least one tag")
+        self.tags: tuple[str, ...] = tuple(t for t in PAPER_TAGS if t in names)
+        self.groups: tuple[Group, ...] = tuple(
+            Group(g.name, tuple(t for t in g.tags if t in names), g.exclusive)
+            for g in PAPER_GROUPS
+            if any(t in names for t in g.tags)
+        )
+        self._index = {tag: i for i, tag in enumerate(self.tags)}
+
+    @classmethod
+    def paper(cls) -> "Vocabulary":
+        return cls(PAPER_TAGS)
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.tags == other.tags
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self.tags)} tags)"
+
+    def index(self, tag: str) -> int:
+        return self._index[self.resolve(tag)]
+
+    def group_of(self, tag: str) -> Group:
+        tag = self.resolve(tag)
+        return next(g for g in self.groups if tag in g.tags)
+
+    @property
+    def exclusive_groups(self) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if g.exclusive)
+
+    def resolve(self, tag: str) -> str:
+        """The vocabulary's spelling of `tag`, or a one-line TagError listing the valid names."""
+        name = canonical(tag)
+        if name is None or name not in self._index:
+            raise TagError(f"unknown tag {tag.strip()!r}; valid tags: {', '.join(self.tags)}")
+        return name
+
+    def parse(self, tags: str | Sequence[str]) -> list[str]:
+        """Validate a user's choice of tags (a text like "silver hair, red eyes" or a list).
+
+        Two tags of one exclusive group are refused: a face has one hair colour.
+        """
+        names = [self.resolve(t) for t in (split_tag_text(tags) if isinstance(tags, str) else tags)]
+        for group in self.exclusive_groups:
+            chosen = [t for t in names if t in group.tags]
+            if len(chosen) > 1:
+                raise TagError(
+                    f"{' and '.join(repr(t) for t in chosen)} are both in the exclusive group "
+                    f"{group.name!r}; pick one of: {', '.join(group.tags)}"
+                )
+        return list(dict.fromkeys(names))
+
+    def encode(self, tags: Sequence[str]) -> list[float]:
+        """Multi-hot vector in vocabulary order (1 on, 0 off)."""
+        on = {self.index(t) for t in tags}
+        return [1.0 if i in on else 0.0 for i in range(len(self.tags))]
+
+    def decode(self, vector: Sequence[float], threshold: float = 0.5) -> list[str]:
+        return [tag for tag, value in zip(self.tags, vector) if value > threshold]
+
+    def to_json(self) -> dict:
+        return {
+            "tags": list(self.tags),
+            "groups": [{"name": g.name, "exclusive": g.exclusive, "tags": list(g.tags)} for g in self.groups],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocabulary":
+        return cls(data["tags"])

@@ -1,0 +1,1 @@
+"""Data packing, the GAN (models, losses, trainer), sampling and evaluation."""

@@ -1,0 +1,93 @@
+"""Checkpoints: one directory per saved step, written under a temporary name and renamed when complete.
+
+    step_0001000/
+        G.safetensors  G_ema.safetensors  D.safetensors   weights
+        state.pt                                          optimizers, step, RNG states of every rank
+        config.json  vocab.json                           resolved config; vocabulary with tag priors
+
+A crash while saving leaves only a `.step_*.tmp` folder, which is never read and is cleared on the next save.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tagger.vocab import Vocabulary
+from training.config import TrainConfig
+from training.models import Generator
+
+PREFIX = "step_"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = checkpoint_dir(Path(run_dir))
+    return sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir() and (p / "state.pt").is_file())
+
+
+def step_of(path: Path) -> int:
+    return int(path.name[len(PREFIX):])
+
+
+def _contiguous(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.Module], state: dict,
+                    cfg: TrainConfig, vocab: Vocabulary, priors: list[float], keep_last: int,
+                    keep: set[str] = frozenset()) -> Path:
+    """Write a checkpoint atomically, then delete all but the newest `keep_last` (and those in `keep`)."""
+    root = checkpoint_dir(Path(run_dir))
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{step:07d}"
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name, module in modules.items():
+        save_file(_contiguous(module), str(tmp / f"{name}.safetensors"))
+    (tmp / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
+    (tmp / "vocab.json").write_text(json.dumps({**vocab.to_json(), "priors": list(map(float, priors))}, indent=2))
+    torch.save({**state, "step": step}, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
+        if old.name not in keep:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory, or a run directory (its best checkpoint if one is marked, else the newest)."""
+    path = Path(path)
+    if (path / "G_ema.safetensors").is_file():
+        return path
+    if (path / "best.json").is_file():
+        best = checkpoint_dir(path) / json.loads((path / "best.json").read_text())["checkpoint"]
+        if best.is_dir():
+            return best
+    found = list_checkpoints(path)
+    if not found:
+        raise FileNotFoundError(f"{path}: no checkpoint here (expected a step_* folder or a run directory)")
+    return found[-1]
+
+
+def load_generator(path: str | Path, ema: bool = True, device: str = "cpu"
+                   ) -> tuple[Generator, Vocabulary, list[float], TrainConfig]:
+    """The (EMA) generator of a checkpoint in eval mode, with its vocabulary, tag priors and config."""
+    ckpt = resolve_checkpoint(path)
+    cfg = TrainConfig.from_json(json.loads((ckpt / "config.json").read_text()))
+    vocab_json = json.loads((ckpt / "vocab.json").read_text())
+    vocab = Vocabulary.from_json(vocab_json)
+    generator = Generator(cfg.model, len(vocab))
+    generator.load_state_dict(load_file(str(ckpt / ("G_ema" if ema else "G")) + ".safetensors"))
+    return generator.to(device).eval(), vocab, vocab_json["priors"], cfg

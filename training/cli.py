@@ -1,0 +1,62 @@
+"""Commands of the training package: `kyara pack`, `kyara train`, `kyara sample`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pack", help="tagged faces (a crop folder + tag file, or an MLDS tar) -> packed set")
+    p.add_argument("source", help="folder of crops (with tags.csv) or an uncompressed tar of tagged faces")
+    p.add_argument("-o", "--out", required=True, help="output folder of the packed set")
+    p.add_argument("--tags", help="tag file (default: SOURCE/tags.csv for a folder)")
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_pack)
+
+    p = sub.add_parser("train", help="train the GAN (torchrun for several GPUs or nodes)")
+    p.add_argument("config", help="preset (paper, cpu64, tiny) or a JSON config file")
+    p.add_argument("--data", required=True, help="packed set made by `kyara pack`")
+    p.add_argument("--run-dir", required=True, help="where checkpoints, samples and metrics.jsonl go")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    p.add_argument("--steps", type=int, help="train up to this step (default: the config's)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when present)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set batch_size=32 --set model.g_blocks=8")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sample", help="a grid of faces from a checkpoint")
+    p.add_argument("checkpoint", help="checkpoint folder or run directory")
+    p.add_argument("--tags", default="", help='e.g. "silver hair,red eyes" (others drawn from the priors)')
+    p.add_argument("-n", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default="samples.png")
+    p.set_defaults(func=_sample)
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from training.pack import pack
+    pack(args.source, args.out, resolution=args.resolution, tag_file=args.tags,
+         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.trainer import TrainingDiverged, train
+    cfg = load_config(args.config, args.set)
+    try:
+        train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device, steps=args.steps)
+    except TrainingDiverged as exc:
+        print(f"kyara train: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from training.sample import sample_to_file
+    path = sample_to_file(args.checkpoint, args.tags, args.n, args.seed, args.out)
+    print(path)
+    return 0

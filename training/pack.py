@@ -1,0 +1,122 @@
+"""`kyara pack`: tagged face images -> the packed training set (see `training.packed`).
+
+Sources: a folder of crops with a tag file (our CSV, e.g. from `kyara tag`), or an uncompressed tar in the
+MLDS layout of `../shared/data` (its tag CSV is the first member, images named `<id>.jpg`).
+"""
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from tagger.tagfile import open_text, read_tag_file, read_tag_rows
+from tagger.vocab import Vocabulary, canonical
+from training.packed import face_groups, split_by_group, write_packed
+
+THUMB = 16
+
+
+def _decode(args: tuple[str, bytes, int]) -> tuple[str, np.ndarray | None, str]:
+    """Decode one image to RGB at `resolution`; returns (name, pixels or None, reason)."""
+    name, data, resolution = args
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = im.convert("RGB")
+    except Exception as exc:  # PIL raises many types for broken files; the reason is what matters
+        return name, None, f"{type(exc).__name__}: {exc}"
+    if rgb.size != (resolution, resolution):
+        rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    return name, np.asarray(rgb, dtype=np.uint8), ""
+
+
+def _tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
+    tar = tarfile.open(path)
+    first = tar.next()
+    if first is None or not first.name.endswith(".csv"):
+        raise ValueError(f"{path}: expected the tag CSV as the first member of the tar")
+    tags = read_tag_rows(open_text(tar.extractfile(first)), f"{path}:{first.name}")
+
+    def items() -> Iterator[tuple[str, bytes]]:
+        for member in tar:
+            if member.isfile() and member.name.lower().endswith((".jpg", ".jpeg", ".png")):
+                yield Path(member.name).stem, tar.extractfile(member).read()
+    return tags, items()
+
+
+def _folder_items(folder: Path, tag_file: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
+    tags = read_tag_file(tag_file)
+
+    def items() -> Iterator[tuple[str, bytes]]:
+        for name in tags:
+            path = folder / name
+            yield name, path.read_bytes() if path.is_file() else b""
+    return tags, items()
+
+
+def labels_for(tag_lists: list[list[str]], vocab: Vocabulary) -> np.ndarray:
+    """int8 label matrix: 1 on, 0 off, -1 unknown.
+
+    An exclusive group (a colour) is known for an image only when the image names one of its tags; a
+    non-exclusive group counts as labelled (absent = off) for every image.
+    """
+    labels = np.zeros((len(tag_lists), len(vocab)), dtype=np.int8)
+    for row, tags in enumerate(tag_lists):
+        present = {t for t in tags if t in vocab.tags}
+        for group in vocab.groups:
+            cols = [vocab.index(t) for t in group.tags]
+            if group.exclusive and not present & set(group.tags):
+                labels[row, cols] = -1
+            else:
+                labels[row, cols] = [1 if t in present else 0 for t in group.tags]
+    return labels
+
+
+def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file: str | Path | None = None,
+         val_fraction: float = 0.1, seed: int = 0, workers: int = 2) -> Path:
+    source = Path(source)
+    if source.is_file() and tarfile.is_tarfile(source):
+        tags, items = _tar_items(source)
+    elif source.is_dir():
+        tag_path = Path(tag_file) if tag_file else source / "tags.csv"
+        tags, items = _folder_items(source, tag_path)
+    else:
+        raise FileNotFoundError(f"{source}: neither a folder of crops nor a tar of tagged faces")
+
+    unknown = sorted({t for ts in tags.values() for t in ts if canonical(t) is None})
+    if unknown:
+        print(f"kyara pack: ignoring tags outside the vocabulary: {', '.join(unknown)}", file=sys.stderr)
+    vocab = Vocabulary(t for ts in tags.values() for t in ts if canonical(t) is not None)
+
+    names, images, skipped = [], [], 0
+    jobs = ((name, data, resolution) for name, data in items if name in tags)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for name, pixels, reason in tqdm(pool.map(_decode, jobs, chunksize=256), total=len(tags),
+                                         desc="pack", unit="img"):
+            if pixels is None:
+                print(f"kyara pack: skipping {name}: {reason}", file=sys.stderr)
+                skipped += 1
+                continue
+            names.append(name)
+            images.append(pixels)
+    if not images:
+        raise ValueError(f"{source}: no tagged image could be read")
+    images_arr = np.stack(images)
+    labels = labels_for([tags[n] for n in names], vocab)
+
+    thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((THUMB, THUMB), Image.Resampling.BOX))
+                       for im in images_arr])
+    buckets = np.unique(labels, axis=0, return_inverse=True)[1].reshape(-1)
+    groups = face_groups(thumbs, buckets)
+    val = split_by_group(groups, val_fraction, seed)
+    out = write_packed(out_dir, images_arr, labels, vocab, groups, val, source=str(source), names=names)
+    print(f"kyara pack: {len(names)} images ({skipped} skipped), {len(np.unique(groups))} face groups, "
+          f"{int(val.sum())} in validation, {len(vocab)} tags -> {out}", file=sys.stderr)
+    return out

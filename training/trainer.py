@@ -1,0 +1,263 @@
+"""The training loop: DRAGAN + ACGAN on a packed set, on one CPU, one GPU or many (torchrun).
+
+One step:
+  1. draw noise and labels, G makes a batch of fakes;
+  2. D sees [real, fake, perturbed real] in one forward (one DDP forward per step); its loss adds the
+     tag loss on real images and the DRAGAN penalty on the perturbed ones;
+  3. G is scored by the updated D (called without its DDP wrapper so D's gradients are neither computed
+     nor all-reduced) and steps;
+  4. the EMA copy of G follows.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from training.checkpoint import list_checkpoints, save_checkpoint, step_of
+from training.config import TrainConfig
+from training.grid import save_grid, sample_grid_inputs
+from training.losses import adv_loss, dragan_perturb, gradient_penalty, sample_labels, tag_loss
+from training.models import Discriminator, Generator
+from training.packed import PackedSet
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf; the models were rolled back to the last good checkpoint."""
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
+                 device: str | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+        self.rank, self.world = 0, 1
+        if self.distributed:
+            backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+            dist.init_process_group(backend)
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        if device is None:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.amp = cfg.amp and self.device.type == "cuda"
+
+        self.data = PackedSet.open(data)
+        if self.data.resolution != cfg.model.resolution:
+            raise ValueError(f"{data}: images are {self.data.resolution} px but config {cfg.name!r} trains "
+                             f"{cfg.model.resolution} px; pack at that size or set model.resolution")
+        self.vocab = self.data.vocab
+        self.train_idx = self.data.indices("train")
+        self.priors = torch.tensor(self.data.priors(self.train_idx), dtype=torch.float32)
+        self.lambda_adv = cfg.lambda_adv or float(len(self.vocab))
+
+        torch.manual_seed(cfg.seed)
+        self.G = Generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
+        self.D = Discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2),
+                **({"fused": True} if self.device.type == "cuda" else {"foreach": True})}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
+        # Every random draw goes through these two generators, so a resumed run repeats exactly.
+        self.cpu_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
+        self.step = 0
+        self._prepare_run_dir(resume)
+
+        self.G_train = DDP(self.G) if self.distributed else self.G
+        self.D_train = DDP(self.D) if self.distributed else self.D
+        if cfg.compile:
+            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+
+    # --- run directory, checkpoints, resume -------------------------------------------------------
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        existing = list_checkpoints(self.run_dir)
+        if existing and not resume:
+            raise FileExistsError(f"{self.run_dir} already holds checkpoints (last: {existing[-1].name}); "
+                                  "pass --resume to continue it or choose another --run-dir")
+        if resume and existing:
+            self.load(existing[-1])
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.run_dir / "config.json", json.dumps(self.cfg.to_json(), indent=2))
+            self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop log lines from after the checkpoint we resume from, so the log has no repeated steps."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
+            _atomic_write(path, "".join(ln + "\n" for ln in kept))
+
+    def load(self, ckpt: Path) -> None:
+        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            module.load_state_dict(load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device)))
+        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = state["step"]
+        rng = state["rng"][self.rank] if self.rank < len(state["rng"]) else None
+        if rng is not None:
+            self.cpu_gen.set_state(rng["cpu"])
+            self.dev_gen.set_state(rng["dev"])
+            torch.set_rng_state(rng["torch"])
+
+    def save(self) -> Path | None:
+        rng = {"cpu": self.cpu_gen.get_state(), "dev": self.dev_gen.get_state(), "torch": torch.get_rng_state()}
+        all_rng = [None] * self.world
+        if self.distributed:
+            dist.all_gather_object(all_rng, rng)
+        else:
+            all_rng = [rng]
+        path = None
+        if self.rank == 0:
+            best = self.run_dir / "best.json"
+            keep = {json.loads(best.read_text())["checkpoint"]} if best.is_file() else set()
+            path = save_checkpoint(
+                self.run_dir, self.step, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
+                {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": all_rng},
+                self.cfg, self.vocab, self.priors.tolist(), self.cfg.keep_last, keep)
+        if self.distributed:
+            dist.barrier()
+        return path
+
+    # --- one step ---------------------------------------------------------------------------------
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        pick = torch.randint(len(self.train_idx), (self.cfg.batch_size,), generator=self.cpu_gen).numpy()
+        idx = np.sort(self.train_idx[pick])
+        images = torch.from_numpy(np.ascontiguousarray(self.data.images[idx]))
+        labels = torch.from_numpy(self.data.labels[idx])
+        images = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+        return images.contiguous(memory_format=torch.channels_last), labels.to(self.device, non_blocking=True)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        cfg, b = self.cfg, self.cfg.batch_size
+        real, real_labels = self._real_batch()
+        fake_labels = sample_labels(self.vocab, self.priors, b, self.cpu_gen).to(self.device)
+        noise = torch.randn(b, cfg.model.noise_dim, generator=self.dev_gen, device=self.device)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
+
+        with autocast:
+            fake = self.G_train(noise, fake_labels)
+        x_hat = dragan_perturb(real, self.dev_gen)
+        with autocast:
+            adv, tags = self.D_train(torch.cat([real, fake.detach().to(real.dtype), x_hat]))
+            adv_real, adv_fake, adv_hat = adv.split(b)
+            loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
+            loss_d_tag = tag_loss(tags[:b], real_labels)
+        gp = gradient_penalty(adv_hat, x_hat)
+        loss_d = self.lambda_adv * loss_d_adv + loss_d_tag + cfg.lambda_gp * gp
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        with autocast:
+            adv_g, tags_g = self.D(fake)      # plain D: no gradient sync for D in G's step
+            loss_g_adv = adv_loss(adv_g, True)
+            loss_g_tag = tag_loss(tags_g, fake_labels)
+        loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward(inputs=list(self.G.parameters()))
+        self.opt_g.step()
+        self._update_ema()
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_adv": loss_d_adv.detach(),
+                "d_tag_real": loss_d_tag.detach(), "gp": gp.detach(), "g_adv": loss_g_adv.detach(),
+                "g_tag_fake": loss_g_tag.detach()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
+        torch._foreach_lerp_(ema_params, params, 1 - self.cfg.ema_decay)
+        for ema_buf, buf in zip(self.G_ema.buffers(), self.G.buffers()):
+            ema_buf.copy_(buf)
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def fit(self, steps: int | None = None) -> None:
+        """Train until `steps` (default: the config's) and save a final checkpoint."""
+        cfg = self.cfg
+        total = steps or cfg.steps
+        fixed_noise, fixed_labels, rows = sample_grid_inputs(self.vocab, self.priors, cfg.model.noise_dim, cfg.seed)
+        bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=self.rank != 0,
+                   dynamic_ncols=True)
+        sums: dict[str, torch.Tensor] = {}
+        first_bad = torch.tensor(-1, device=self.device)
+        window_start, window_steps = time.perf_counter(), 0
+        while self.step < total:
+            losses = self.train_step()
+            self.step += 1
+            window_steps += 1
+            finite = torch.isfinite(losses["loss_d"]) & torch.isfinite(losses["loss_g"])
+            first_bad = torch.where((first_bad < 0) & ~finite, torch.tensor(self.step, device=self.device), first_bad)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0) + v.float()
+            bar.update(1)
+            at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total
+            if self.step % cfg.log_every == 0 or at_ckpt:
+                self._check_finite(int(first_bad), losses)
+                elapsed = time.perf_counter() - window_start
+                record = {k: float(v) / window_steps for k, v in sums.items()}
+                record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed)
+                bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
+                                img_s=f"{record['images_per_s']:.0f}")
+                if self.rank == 0:
+                    with open(self.run_dir / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                sums, window_start, window_steps = {}, time.perf_counter(), 0
+            if self.rank == 0 and (self.step % cfg.sample_every == 0 or self.step == total):
+                with torch.no_grad():
+                    images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
+                save_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", rows)
+            if at_ckpt:
+                self.save()
+        bar.close()
+
+    def _check_finite(self, first_bad: int, losses: dict[str, torch.Tensor]) -> None:
+        if first_bad < 0:
+            return
+        found = list_checkpoints(self.run_dir)
+        if found:
+            self.load(found[-1])
+            where = f"rolled back to {found[-1]} (step {step_of(found[-1])}); nothing after it was written"
+        else:
+            where = "there is no checkpoint to roll back to; nothing was written"
+        values = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        raise TrainingDiverged(f"non-finite loss at step {first_bad} ({values}); {where}. "
+                               "Lower the learning rate and resume with --resume.")
+
+    def close(self) -> None:
+        if self.distributed:
+            dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
+          device: str | None = None, steps: int | None = None) -> Path:
+    trainer = Trainer(cfg, data, run_dir, resume=resume, device=device)
+    try:
+        trainer.fit(steps)
+    finally:
+        trainer.close()
+    return Path(run_dir)
