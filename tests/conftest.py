@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny packed set whose tags are visible in the pixels, so a few steps can learn them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_tiny_packed(path: Path, n: int = 96, resolution: int = 32, seed: int = 0) -> Path:
+    """Two hair colours (a red or a blue image) x two eye colours (a bright or dark centre square)."""
+    from tagger.vocab import Vocabulary
+    from training.packed import write_packed
+
+    vocab = Vocabulary(["red hair", "blue hair", "green eyes", "brown eyes"])
+    rng = np.random.default_rng(seed)
+    hair, eyes = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    images = rng.integers(0, 60, (n, resolution, resolution, 3), dtype=np.uint8)
+    images[hair == 0, :, :, 0] += 180
+    images[hair == 1, :, :, 2] += 180
+    c = resolution // 4
+    images[eyes == 0, c:-c, c:-c, 1] = 250
+    labels = np.zeros((n, len(vocab)), dtype=np.int8)
+    labels[np.arange(n), [vocab.index(t) for t in np.where(hair == 0, "red hair", "blue hair")]] = 1
+    labels[np.arange(n), [vocab.index(t) for t in np.where(eyes == 0, "green eyes", "brown eyes")]] = 1
+    groups = np.arange(n)
+    return write_packed(path, images, labels, vocab, groups, groups % 8 == 0, source="tests")
+
+
+@pytest.fixture
+def tiny_packed(tmp_path: Path) -> Path:
+    return make_tiny_packed(tmp_path / "packed")
+
+
+def needs_shared_data() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from training.config import PRESETS, load_config
+from training.models import Discriminator, Generator, ModelConfig, count_params
+
+
+def test_paper_generator_has_4_32_million_parameters():
+    g = Generator(PRESETS["paper"].model, 34)
+    assert abs(count_params(g) - 4.32e6) / 4.32e6 < 0.01
+
+
+@pytest.mark.parametrize("resolution", [64, 128, 256])
+def test_output_shapes(resolution):
+    cfg = ModelConfig(resolution=resolution, g_channels=8, g_blocks=1, d_widths=(4, 8, 8, 8, 8), d_blocks=1)
+    g, d = Generator(cfg, 34).eval(), Discriminator(cfg, 34)
+    images = g(torch.randn(2, cfg.noise_dim), torch.zeros(2, 34))
+    assert images.shape == (2, 3, resolution, resolution)
+    assert images.abs().max() <= 1
+    adv, tags = d(images)
+    assert adv.shape == (2,) and tags.shape == (2, 34)
+
+
+def test_bad_resolution_is_refused():
+    with pytest.raises(ValueError, match="resolution must be"):
+        ModelConfig(resolution=96)
+
+
+def test_config_overrides_and_json(tmp_path):
+    cfg = load_config("cpu64", ["batch_size=8", "model.g_blocks=2", "model.d_widths=8,16,16,16,16", "amp=false"])
+    assert (cfg.batch_size, cfg.model.g_blocks, cfg.model.d_widths, cfg.amp) == (8, 2, (8, 16, 16, 16, 16), False)
+    path = tmp_path / "c.json"
+    path.write_text('{"base": "cpu64", "steps": 7, "model": {"g_blocks": 3}}')
+    cfg = load_config(str(path))
+    assert (cfg.steps, cfg.model.g_blocks, cfg.model.resolution) == (7, 3, 64)
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config("tiny", ["model.nope=1"])
