@@ -5,13 +5,15 @@ cover only a subset (the Getchu faces here carry 12 hair colours x 10 eye colour
 stores labels also stores the `Vocabulary` it used; tag order inside a vocabulary is always paper order,
 which makes two vocabularies over the same tags identical.
 
-This module imports nothing heavy: the web app and the torch-free runtime use it too.
+This module imports nothing heavier than numpy: the web app and the torch-free runtime use it too.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,29 @@ class Vocabulary:
 
     def decode(self, vector: Sequence[float], threshold: float = 0.5) -> list[str]:
         return [tag for tag, value in zip(self.tags, vector) if value > threshold]
+
+    def sample_labels(self, priors: Sequence[float], n: int, rng: np.random.Generator,
+                      chosen: Sequence[str] = ()) -> np.ndarray:
+        """n label vectors (float32, n x T) as the training data would have them, with `chosen` tags on.
+
+        One tag per exclusive group, drawn by its frequency (`priors`, in vocabulary order); every other
+        tag on with its own frequency. Training, sampling, evaluation and the runtime all draw through
+        here, so "random tags" means the same thing everywhere.
+        """
+        priors = np.asarray(priors, dtype=np.float64)
+        fixed = {self.resolve(t) for t in chosen}
+        labels = np.zeros((n, len(self.tags)), dtype=np.float32)
+        for group in self.groups:
+            cols = np.array([self._index[t] for t in group.tags])
+            if group.exclusive:
+                p = np.clip(priors[cols], 1e-6, None)
+                pick = cols[rng.choice(len(cols), size=n, p=p / p.sum())]
+                forced = [self._index[t] for t in group.tags if t in fixed]
+                labels[np.arange(n), forced[0] if forced else pick] = 1.0
+            else:
+                labels[:, cols] = rng.random((n, len(cols))) < priors[cols]
+                labels[:, [self._index[t] for t in group.tags if t in fixed]] = 1.0
+        return labels
 
     def to_json(self) -> dict:
         return {

@@ -1,0 +1,142 @@
+"""The tagger: masked losses, learning on a tiny set, save/load, thresholds, and `kyara tag`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tagger.model import SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, tagger_loss
+from tagger.report import calibrate_thresholds
+from tagger.tagfile import read_tag_file
+from tagger.vocab import Vocabulary
+from training.packed import write_packed
+
+HAIR = ["blonde hair", "blue hair", "red hair"]
+EYES = ["blue eyes", "red eyes"]
+
+
+def colour_set(n: int = 48, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Vocabulary]:
+    """Images whose top half is the hair colour and bottom half the eye colour: learnable in a few steps."""
+    vocab = Vocabulary(HAIR + EYES)
+    rgb = {"blonde hair": (240, 220, 90), "blue hair": (40, 60, 220), "red hair": (220, 30, 30),
+           "blue eyes": (30, 90, 240), "red eyes": (230, 20, 60)}
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    labels = np.zeros((n, len(vocab)), np.int8)
+    for i in range(n):
+        hair, eye = HAIR[i % 3], EYES[(i // 3) % 2]
+        images[i, : size // 2] = rgb[hair]
+        images[i, size // 2:] = rgb[eye]
+        images[i] = np.clip(images[i] + rng.normal(0, 12, images[i].shape), 0, 255).astype(np.uint8)
+        labels[i, [vocab.index(hair), vocab.index(eye)]] = 1
+    return images, labels, vocab
+
+
+def test_loss_falls_on_a_tiny_set():
+    torch.manual_seed(0)
+    images, labels, vocab = colour_set()
+    tagger = Tagger(TaggerNet("mobilenetv4_conv_small_050", len(vocab)), TaggerConfig(vocab.to_json(), input_size=32))
+    net = tagger.net.train()
+    x, y = tagger.preprocess(images), torch.from_numpy(labels.astype(np.int64))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = tagger_loss(net(x), y, vocab)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_unknown_labels_give_no_gradient():
+    vocab = Vocabulary.paper()
+    labels = torch.full((4, len(vocab)), -1, dtype=torch.long)
+    hair = [vocab.index(t) for t in vocab.groups[0].tags]
+    eyes = [vocab.index(t) for t in vocab.groups[3].tags]
+    style = [vocab.index(t) for t in vocab.groups[1].tags]
+    labels[:, hair] = 0
+    labels[:, hair[2]] = 1                     # every image has its hair colour...
+    labels[:2, eyes] = 0
+    labels[:2, eyes[0]] = 1                    # ...only the first two their eye colour...
+    labels[0, style] = torch.tensor([1, 0, 0, 0, 0])  # ...and only the first its hair style
+    logits = torch.randn(4, len(vocab), requires_grad=True)
+    tagger_loss(logits, labels, vocab).backward()
+    grad = logits.grad
+    assert grad[2:][:, eyes].abs().sum() == 0
+    assert grad[1:][:, style].abs().sum() == 0
+    assert grad[:, [vocab.index(t) for t in vocab.groups[2].tags]].abs().sum() == 0   # never labelled
+    assert (grad[:, hair].abs().sum(1) > 0).all()
+    assert (grad[:2][:, eyes].abs().sum(1) > 0).all()
+    # A fully labelled 34-tag row works with the same code.
+    full = torch.zeros(1, len(vocab), dtype=torch.long)
+    full[0, [hair[0], eyes[0], style[1]]] = 1
+    assert torch.isfinite(tagger_loss(torch.randn(1, len(vocab)), full, vocab))
+
+
+def test_probabilities_are_softmax_within_exclusive_groups():
+    vocab = Vocabulary.paper()
+    probs = probabilities(torch.randn(3, len(vocab)), vocab)
+    for group in vocab.groups:
+        cols = [vocab.index(t) for t in group.tags]
+        if group.exclusive:
+            assert torch.allclose(probs[:, cols].sum(1), torch.ones(3))
+        else:
+            assert ((probs[:, cols] > 0) & (probs[:, cols] < 1)).all()
+
+
+def test_thresholds_are_calibrated_for_non_exclusive_tags():
+    vocab = Vocabulary(["blue hair", "smile"])
+    truth = np.array([1, 1, 0, 0, 1, 0])
+    probs = np.stack([np.ones(6), np.array([0.4, 0.35, 0.1, 0.2, 0.45, 0.3])], axis=1)
+    labels = np.stack([np.ones(6), truth], axis=1).astype(np.int8)
+    thresholds = calibrate_thresholds(probs, labels, vocab)
+    assert set(thresholds) == {"smile"} and 0.3 < thresholds["smile"] <= 0.35
+
+
+def test_train_save_load_and_tag(tmp_path):
+    from tagger.tag import tag_folder
+    from tagger.train import train_tagger
+
+    images, labels, vocab = colour_set(n=36)
+    split = np.arange(len(images)) % 6 == 0
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test")
+    trained = train_tagger(data, tmp_path / "tagger", epochs=2, batch_size=8, lr=3e-3)
+    for name in ("tagger.safetensors", "tagger.json", "report.json", "confusion_hair_colour.png",
+                 "confusion_eye_colour.png", "metrics.jsonl"):
+        assert (tmp_path / "tagger" / name).is_file(), name
+
+    loaded = load_tagger(tmp_path / "tagger")
+    assert loaded.vocab == vocab
+    np.testing.assert_allclose(loaded.predict(images[:5]), trained.predict(images[:5]), atol=1e-5)
+    features = loaded.features(images[:5])
+    assert features.shape[0] == 5 and features.ndim == 2
+    big = np.stack([np.asarray(Image.fromarray(im).resize((96, 96))) for im in images[:3]])
+    assert loaded.predict(big).shape == (3, len(vocab))                       # other sizes are resized
+    assert all(sum(t.endswith(" hair") for t in tags) == 1 for tags in loaded.tags_of(loaded.predict(images)))
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for i in range(3):
+        Image.fromarray(images[i]).save(crops / f"c{i}.png")
+    out = tag_folder(crops, tagger_path=tmp_path / "tagger")
+    rows = read_tag_file(out)
+    assert sorted(rows) == ["c0.png", "c1.png", "c2.png"]
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:2] == ["path", "tags"] and header[2:] == [f"p:{t}" for t in vocab.tags]
+
+
+def test_missing_tagger_is_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no tagger here"):
+        load_tagger(tmp_path)
+
+
+@pytest.mark.skipif(not (SHIPPED / "tagger.safetensors").is_file(), reason="no shipped tagger weights yet")
+def test_shipped_tagger_loads_and_predicts():
+    tagger = load_tagger()
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    probs = tagger.predict(images)
+    assert probs.shape == (2, len(tagger.vocab))
+    assert {g.name for g in tagger.vocab.exclusive_groups} == {"hair colour", "eye colour"}
+    assert tagger.features(images).shape[0] == 2
