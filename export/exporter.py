@@ -1,0 +1,80 @@
+"""`kyara export`: a checkpoint -> model folder with model.onnx (fp32), model.int8.onnx and manifest.json.
+
+Each file is written under a temporary name and renamed when complete; manifest.json goes last, so a
+reader that finds a manifest also finds the files it names (with the hashes it lists).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import onnx
+
+from export.graph import export_onnx
+from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
+from export.quantize import SCHEME, psnr, quantize_int8
+from training.checkpoint import load_generator, resolve_checkpoint, step_of
+
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+EVAL_FILE = "eval.json"
+
+
+def embed_manifest(model: onnx.ModelProto, manifest: dict) -> None:
+    """Store the manifest in the model's metadata_props under MANIFEST_KEY (replacing an older one)."""
+    props = [p for p in model.metadata_props if p.key != MANIFEST_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    model.metadata_props.add(key=MANIFEST_KEY, value=json.dumps(manifest, sort_keys=True))
+
+
+def training_info(checkpoint: Path, config_name: str, data: str | None, eval_path: str | Path | None) -> dict:
+    """Where the weights come from: data, step, config, and the headline figures (the top-level scalars) of
+    an eval.json made by `kyara eval`: the one given, or one beside the checkpoint or in its run directory."""
+    if data and (Path(data) / "meta.json").is_file():   # a packed set: record what it was packed from
+        meta = json.loads((Path(data) / "meta.json").read_text())
+        data = f"{meta['source']} ({meta['count']} images, {meta['resolution']} px)"
+    if eval_path is None:
+        found = [p for p in (checkpoint / EVAL_FILE, checkpoint.parent.parent / EVAL_FILE) if p.is_file()]
+        eval_path = found[0] if found else None
+    figures = None
+    if eval_path is not None:
+        report = json.loads(Path(eval_path).read_text())
+        figures = {k: v for k, v in report.items() if v is None or isinstance(v, (int, float, str, bool))}
+    return {"data": data, "steps": step_of(checkpoint), "config": config_name, "checkpoint": checkpoint.name,
+            "eval": figures}
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str = "int8",
+                      name: str | None = None, version: str | None = None, data: str | None = None,
+                      eval_path: str | Path | None = None, calibration_samples: int = 128) -> dict:
+    """Export a checkpoint's EMA generator; returns the full manifest (also written as manifest.json)."""
+    if default not in FILES:
+        raise ValueError(f"--default must be one of {', '.join(FILES)}, got {default!r}")
+    ckpt = resolve_checkpoint(checkpoint)
+    generator, vocab, priors, cfg = load_generator(ckpt)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = {precision: out / f".{file}.tmp.onnx" for precision, file in FILES.items()}
+
+    onnx.save(export_onnx(generator), str(tmp["fp32"]))
+    manifest = build_manifest(
+        name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab, priors=priors,
+        resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
+        variants=[{"file": file, "precision": precision} for precision, file in FILES.items()],
+        training=training_info(ckpt, cfg.name, data, eval_path),
+    )
+    quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
+    int8 = next(v for v in manifest["variants"] if v["precision"] == "int8")
+    int8.update(quantization=SCHEME, psnr_db_vs_fp32=round(psnr(tmp["fp32"], tmp["int8"], manifest), 2))
+
+    for precision, file in FILES.items():
+        model = onnx.load(str(tmp[precision]))
+        embed_manifest(model, manifest)
+        onnx.save(model, str(tmp[precision]))
+        os.replace(tmp[precision], out / file)
+    full = with_hashes(manifest, out)
+    tmp_manifest = out / f".{MANIFEST_FILE}.tmp"
+    tmp_manifest.write_text(json.dumps(full, indent=2) + "\n")
+    os.replace(tmp_manifest, out / MANIFEST_FILE)
+    return full

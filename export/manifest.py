@@ -1,0 +1,99 @@
+"""The model manifest: what a caller in any language needs to feed the model and read its output.
+
+It is stored twice: as `manifest.json` beside the ONNX files, and inside every ONNX file under the
+`metadata_props` key `kyara.manifest`, so a model file that travels alone still describes itself.
+A file cannot hold its own hash, so the embedded copy leaves out the hash fields: the top-level `sha256`
+and each variant's `sha256` and `bytes`. Everything else is identical.
+
+Torch-free: the runtime and the web app read manifests too.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+from tagger.vocab import Vocabulary
+
+FORMAT = "kyara-model/1"
+MANIFEST_KEY = "kyara.manifest"
+MANIFEST_FILE = "manifest.json"
+
+
+def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[float], resolution: int,
+                   noise_dim: int, default_file: str, variants: list[dict], training: dict) -> dict:
+    """The manifest without hash fields (the embedded copy); `with_hashes` completes it."""
+    prior_of = dict(zip(vocab.tags, priors))
+    n, t, r = "N", len(vocab), resolution
+    return {
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "file": default_file,
+        "resolution": resolution,
+        "noise_dim": noise_dim,
+        "tags": list(vocab.tags),
+        "groups": [{"name": g.name, "exclusive": g.exclusive, "tags": list(g.tags),
+                    "priors": [round(float(prior_of[tag]), 6) for tag in g.tags]} for g in vocab.groups],
+        "label_encoding": {
+            "dtype": "float32", "on": 1.0, "off": 0.0, "order": "tags",
+            "rule": "exactly one tag on in each exclusive group; tags of other groups on or off independently",
+        },
+        "inputs": [
+            {"name": "noise", "dtype": "float32", "shape": [n, noise_dim], "distribution": "standard normal"},
+            {"name": "labels", "dtype": "float32", "shape": [n, t], "encoding": "label_encoding"},
+        ],
+        "outputs": [
+            {"name": "rgba", "dtype": "uint8", "shape": [n, r, r, 4], "layout": "NHWC, RGBA, alpha 255",
+             "use": "ImageData for a canvas, one image per row"},
+            {"name": "image", "dtype": "float32", "shape": [n, 3, r, r], "layout": "NCHW, RGB",
+             "range": [-1.0, 1.0], "use": "the generator's raw output, before the conversion to bytes"},
+        ],
+        "variants": variants,
+        "training": training,
+    }
+
+
+def with_hashes(manifest: dict, folder: str | Path) -> dict:
+    """The full manifest: the embedded copy plus the size and sha256 of each file in `folder`."""
+    full = copy.deepcopy(manifest)
+    for variant in full["variants"]:
+        path = Path(folder) / variant["file"]
+        variant["bytes"] = path.stat().st_size
+        variant["sha256"] = sha256_of(path)
+    full["sha256"] = next(v["sha256"] for v in full["variants"] if v["file"] == full["file"])
+    return full
+
+
+def without_hashes(manifest: dict) -> dict:
+    """The embedded copy of a full manifest: without the hash fields (see the module docstring)."""
+    stripped = {k: v for k, v in manifest.items() if k != "sha256"}
+    stripped["variants"] = [{k: v for k, v in variant.items() if k not in ("sha256", "bytes")}
+                            for variant in manifest["variants"]]
+    return stripped
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_file(path: str | Path) -> Path:
+    """The ONNX file a user means: the file itself, or a model folder's default file (its manifest's `file`)."""
+    path = Path(path)
+    if path.is_dir():
+        manifest_path = path / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{path}: a folder without {MANIFEST_FILE}; pass the .onnx file or a model "
+                                    "folder made by `kyara export`")
+        try:
+            path = path / json.loads(manifest_path.read_text())["file"]
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{manifest_path}: not a Kyara manifest ({exc})") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    return path

@@ -1,0 +1,79 @@
+"""Generate faces from an exported model with onnxruntime, numpy and pillow only (no torch, no training).
+
+    from export.runtime import Generator
+    faces = Generator("models/default").generate(tags=["blonde hair", "red eyes"], n=8, seed=7)
+
+Everything the model needs (noise size, tag order, groups, priors) comes from the manifest embedded in the
+ONNX file. One seed gives the same faces every time: the noise is drawn first, then one draw per tag group
+whether or not the user fixed that group, so fixing a tag changes that tag only, not the other draws.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from export.manifest import MANIFEST_KEY, model_file
+from tagger.vocab import Vocabulary
+
+BATCH = 16   # images per onnxruntime call: keeps memory flat for large n
+
+
+def sample_labels(manifest: dict, n: int, rng: np.random.Generator, chosen: Sequence[str] = ()) -> np.ndarray:
+    """Labels (n x T float32) with `chosen` on, the rest drawn from the manifest's priors
+    (`Vocabulary.sample_labels` with the priors read from the manifest's groups)."""
+    priors = {tag: p for group in manifest["groups"] for tag, p in zip(group["tags"], group["priors"])}
+    return Vocabulary(manifest["tags"]).sample_labels([priors[t] for t in manifest["tags"]], n, rng, chosen)
+
+
+class Generator:
+    """An exported Kyara generator: the .onnx file, or a model folder (its manifest's default file)."""
+
+    def __init__(self, model: str | Path, threads: int = 0):
+        self.path = model_file(model)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{self.path}: not an ONNX model onnxruntime can load ({reason})") from None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if MANIFEST_KEY not in metadata:
+            raise ValueError(f"{self.path}: an ONNX model, but not one made by `kyara export` "
+                             f"(no {MANIFEST_KEY!r} in its metadata)")
+        self.manifest: dict = json.loads(metadata[MANIFEST_KEY])
+        self.vocab = Vocabulary(self.manifest["tags"])
+        self.noise_dim: int = self.manifest["noise_dim"]
+
+    def run(self, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The model's `rgba` output (N x H x W x 4 uint8) for float32 noise and labels."""
+        batches = [self.session.run(["rgba"], {"noise": noise[i:i + BATCH], "labels": labels[i:i + BATCH]})[0]
+                   for i in range(0, len(noise), BATCH)]
+        return np.concatenate(batches)
+
+    def inputs(self, tags: str | Sequence[str] = (), n: int = 1, seed: int | None = None,
+               noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Validated (noise, labels) for `generate`; the tags are checked before anything is drawn."""
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        chosen = self.vocab.parse(tags)
+        rng = np.random.default_rng(seed)
+        drawn = rng.standard_normal((n, self.noise_dim), dtype=np.float32)  # drawn anyway: same labels
+        if noise is not None:
+            noise = np.asarray(noise, dtype=np.float32)
+            if noise.shape != (n, self.noise_dim):
+                raise ValueError(f"noise has shape {noise.shape}; this model takes noise of shape "
+                                 f"({n}, {self.noise_dim}) for n={n}")
+            drawn = noise
+        return drawn, sample_labels(self.manifest, n, rng, chosen)
+
+    def generate(self, tags: str | Sequence[str] = (), n: int = 1, seed: int | None = None,
+                 noise: np.ndarray | None = None) -> list[Image.Image]:
+        """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors."""
+        rgba = self.run(*self.inputs(tags, n, seed, noise))
+        return [Image.fromarray(np.ascontiguousarray(face[..., :3])) for face in rgba]

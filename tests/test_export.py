@@ -1,0 +1,201 @@
+"""Export: ONNX parity with PyTorch, the int8 model's fidelity, the manifest, and the torch-free runtime.
+
+One tiny random generator (BatchNorm statistics randomised, so folding is really exercised) is saved as a
+checkpoint and exported once per test session through the CLI.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from export.manifest import MANIFEST_KEY, sha256_of, without_hashes
+from export.quantize import generator_inputs, psnr
+from export.runtime import Generator as OnnxGenerator
+from kyara.cli import main
+from tagger.vocab import TagError, Vocabulary
+from training.checkpoint import load_generator, save_checkpoint
+from training.config import PRESETS
+from training.grid import to_uint8
+from training.models import Discriminator, Generator
+
+TAGS = ["blonde hair", "red hair", "silver hair", "smile", "hat", "blue eyes", "red eyes"]
+PRIORS = [0.3, 0.5, 0.2, 0.6, 0.4, 0.7, 0.3]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = PRESETS["tiny"]
+    vocab = Vocabulary(TAGS)
+    torch.manual_seed(0)
+    g, d = Generator(cfg.model, len(vocab)), Discriminator(cfg.model, len(vocab))
+    with torch.no_grad():
+        for m in g.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    run = tmp_path_factory.mktemp("run")
+    ckpt = save_checkpoint(run, 10, {"G": g, "G_ema": g, "D": d}, {}, cfg, vocab, PRIORS, keep_last=1)
+    (ckpt / "eval.json").write_text(json.dumps({"score": 0.5, "fid": None, "figures": {"fid": {}}}))
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def model_dir(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    assert main(["export", str(checkpoint), "-o", str(out), "--default", "int8", "--data", "test fixture"]) == 0
+    return out
+
+
+def manifest_of(model_dir: Path) -> dict:
+    return json.loads((model_dir / "manifest.json").read_text())
+
+
+def session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def test_manifest_beside_and_inside_agree(model_dir: Path) -> None:
+    manifest = manifest_of(model_dir)
+    assert manifest["file"] == "model.int8.onnx"
+    assert manifest["tags"] == list(Vocabulary(TAGS).tags)
+    assert manifest["noise_dim"] == 16 and manifest["resolution"] == 32
+    assert manifest["training"]["steps"] == 10 and manifest["training"]["data"] == "test fixture"
+    assert manifest["training"]["eval"] == {"score": 0.5, "fid": None}   # headline figures only
+    hair = next(g for g in manifest["groups"] if g["name"] == "hair colour")
+    assert hair["exclusive"] and hair["priors"] == [0.3, 0.5, 0.2]
+    assert {v["precision"] for v in manifest["variants"]} == {"fp32", "int8"}
+    for variant in manifest["variants"]:
+        path = model_dir / variant["file"]
+        assert variant["bytes"] == path.stat().st_size and variant["sha256"] == sha256_of(path)
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert json.loads(props[MANIFEST_KEY]) == without_hashes(manifest)
+    assert manifest["sha256"] == sha256_of(model_dir / "model.int8.onnx")
+
+
+def test_graph_has_folded_batchnorm_and_dynamic_batch(model_dir: Path) -> None:
+    model = onnx.load(str(model_dir / "model.onnx"))
+    assert model.opset_import[0].version >= 17
+    # Only blocks_bn (after a residual sum) may remain.
+    assert [n.op_type for n in model.graph.node].count("BatchNormalization") <= 1
+    rgba = next(o for o in model.graph.output if o.name == "rgba")
+    assert rgba.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert rgba.type.tensor_type.shape.dim[0].dim_param
+    assert [d.dim_value for d in rgba.type.tensor_type.shape.dim[1:]] == [32, 32, 4]
+
+
+def test_fp32_onnx_matches_pytorch(model_dir: Path, checkpoint: Path) -> None:
+    generator, *_ = load_generator(checkpoint)
+    inputs = generator_inputs(manifest_of(model_dir), 16, seed=3)
+    rgba, image = session(model_dir / "model.onnx").run(["rgba", "image"], inputs)
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(inputs["noise"]), torch.from_numpy(inputs["labels"]))
+    assert np.abs(image - expected.numpy()).max() <= 1e-4
+    assert np.abs(rgba[..., :3].astype(int) - to_uint8(expected).astype(int)).max() <= 1
+    assert (rgba[..., 3] == 255).all() and rgba.shape == (16, 32, 32, 4)
+
+
+def test_int8_close_to_fp32(model_dir: Path) -> None:
+    manifest = manifest_of(model_dir)
+    assert psnr(model_dir / "model.onnx", model_dir / "model.int8.onnx", manifest, n=256) >= 30.0
+    sizes = {v["precision"]: v["bytes"] for v in manifest["variants"]}
+    assert sizes["int8"] < sizes["fp32"]
+
+
+def test_runtime_is_deterministic_per_seed(model_dir: Path) -> None:
+    generator = OnnxGenerator(model_dir / "model.onnx", threads=1)
+    a = generator.generate(tags=["silver hair", "red eyes"], n=4, seed=7)
+    b = generator.generate(tags="silver hair, red eyes", n=4, seed=7)
+    c = generator.generate(tags=["silver hair", "red eyes"], n=4, seed=8)
+    assert len(a) == 4 and a[0].size == (32, 32) and a[0].mode == "RGB"
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
+
+
+def test_runtime_labels_follow_tags_and_groups(model_dir: Path) -> None:
+    generator = OnnxGenerator(model_dir, threads=1)
+    vocab = generator.vocab
+    _, labels = generator.inputs(tags=["silver hair", "hat"], n=200, seed=1)
+    assert (labels[:, vocab.index("silver hair")] == 1).all() and (labels[:, vocab.index("hat")] == 1).all()
+    for group in vocab.exclusive_groups:
+        assert (labels[:, [vocab.index(t) for t in group.tags]].sum(1) == 1).all()
+    _, free = generator.inputs(n=2000, seed=2)
+    blue = free[:, vocab.index("blue eyes")].mean()      # prior 0.7 against red eyes 0.3
+    assert 0.6 < blue < 0.8
+    # Fixing one group leaves the other draws (and the noise) as they were for the seed.
+    noise_a, a = generator.inputs(n=50, seed=5)
+    noise_b, b = generator.inputs(tags=["blonde hair"], n=50, seed=5)
+    eyes = [vocab.index(t) for t in ("blue eyes", "red eyes")]
+    assert np.array_equal(noise_a, noise_b) and np.array_equal(a[:, eyes], b[:, eyes])
+
+
+def test_runtime_imports_no_torch(model_dir: Path) -> None:
+    code = (
+        "import sys\n"
+        "from export.runtime import Generator\n"
+        f"faces = Generator({str(model_dir)!r}, threads=1).generate(n=2, seed=0)\n"
+        "assert len(faces) == 2\n"
+        "bad = [m for m in ('torch', 'training') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"tags": ["purple hair"]}, "'purple hair'"),
+    ({"tags": ["blonde hair", "red hair"]}, "'blonde hair' and 'red hair'"),
+    ({"tags": ["not a tag"]}, "'not a tag'"),
+    ({"n": 2, "noise": np.zeros((2, 15), np.float32)}, "noise has shape (2, 15)"),
+    ({"n": 0}, "n must be at least 1"),
+])
+def test_runtime_bad_inputs(model_dir: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        OnnxGenerator(model_dir, threads=1).generate(**kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    if "tags" in kwargs:
+        assert isinstance(info.value, TagError)
+
+
+def test_runtime_bad_model_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        OnnxGenerator(tmp_path / "missing.onnx")
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        OnnxGenerator(tmp_path)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not a model")
+    with pytest.raises(ValueError, match="junk.onnx: not an ONNX model"):
+        OnnxGenerator(junk)
+    plain = tmp_path / "plain.onnx"
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph, ir_version=10, opset_imports=[onnx.helper.make_opsetid("", 18)]),
+              str(plain))
+    with pytest.raises(ValueError, match="plain.onnx: an ONNX model, but not one made by `kyara export`"):
+        OnnxGenerator(plain)
+
+
+def test_generate_command_writes_pngs(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "faces"
+    assert main(["generate", str(model_dir / "model.onnx"), "--tags", "red eyes", "-n", "3", "--seed", "7",
+                 "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"seed7_{i:03d}.png" for i in range(3)]
+    assert main(["generate", str(model_dir), "--tags", "blonde hair, red hair", "-o", str(out)]) == 2
+    assert "'blonde hair' and 'red hair'" in capsys.readouterr().err
+
+
+def test_export_command_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["export", str(tmp_path / "nowhere"), "-o", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: no checkpoint here" in err and err.count("\n") == 1
