@@ -1,0 +1,491 @@
+// The Kyara page: tag pickers, batches, history, interpolation, downloads and share links.
+//
+// Test and scripting hook (part of the page's API; the browser tests and benchmarks use it):
+//   window.kyara.ready             Promise: resolves with `info` once the model is loaded, rejects with
+//                                  the load error (which the page also shows).
+//   window.kyara.info              { backend: 'WebGPU'|'WASM', threads, crossOriginIsolated, model (file),
+//                                    precision, modelBytes, resolution, noiseDim, tags, msPerImage,
+//                                    firstImageMs (since navigation start) }
+//   window.kyara.generate(noise, labels) -> Promise<Uint8Array> RGBA rows, N*R*R*4. noise: N arrays of
+//                                  noise_dim numbers (or one flat array), labels: N arrays in manifest
+//                                  tag order (1 on, 0 off). Runs the same session as the page.
+//   window.kyara.results()         the faces on screen: [{ ref, noise, labels, pixels }] as plain arrays.
+//   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`.
+// Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state.
+
+import { loadEngine, LoadError } from './engine.js';
+import { RANDOM, decodeState, defaultChoices, encodeState, labelSeed, labelsFor, noiseSeed } from './labels.js';
+import { normal, randomSeed, slerp } from './rng.js';
+
+const $ = (id) => document.getElementById(id);
+const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
+const ORT_BASE = meta('kyara-ort-base');
+const STATIC_BASE = meta('kyara-static-base');
+const STATIC_FILES = ['app.js', 'engine.js', 'labels.js', 'rng.js', 'style.css', 'icon.svg'];
+const HISTORY_LIMIT = 240;
+const SWATCHES = {
+  blonde: '#f3d27a', brown: '#7b4a2c', black: '#222222', blue: '#3a6fd8', pink: '#f29bc4',
+  purple: '#8e5bc9', green: '#3f9a4a', red: '#c9302c', silver: '#c4c8d2', white: '#f7f7f7',
+  orange: '#f08a24', aqua: '#3cc7c7', grey: '#8a8a8a', yellow: '#e8cf2f',
+};
+
+const state = {
+  manifest: null, engine: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
+  results: [], selected: null, a: null, b: null, busy: false,
+};
+const info = { crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, firstImageMs: null };
+
+// ---------------------------------------------------------------- loading
+
+function showError(err) {
+  const box = $('error');
+  box.textContent = err instanceof LoadError ? err.message : `Something went wrong: ${err.message ?? err}`;
+  box.hidden = false;
+  $('loading').hidden = true;
+}
+
+function progress(kind, loaded, total) {
+  const bar = $(`progress-${kind}`);
+  bar.max = total || 1;
+  bar.value = total ? loaded : 0;
+}
+
+function threadsWanted() {
+  const asked = Number(new URLSearchParams(location.search).get('threads'));
+  if (Number.isInteger(asked) && asked > 0) return asked;
+  if (!self.crossOriginIsolated) return 1;
+  return Math.min(4, Math.max(2, navigator.hardwareConcurrency || 2));
+}
+
+/** The manifest's variants; a manifest without any lists its default file as the only one. */
+function variants(manifest) {
+  return manifest.variants?.length ? manifest.variants
+    : [{ file: manifest.file, precision: 'default', sha256: manifest.sha256, bytes: null }];
+}
+
+async function loadManifest() {
+  let response;
+  try {
+    response = await fetch('model/manifest.json');
+  } catch (err) {
+    throw new LoadError(`Could not download the model manifest: ${err.message}.`);
+  }
+  if (!response.ok) throw new LoadError(`Could not download the model manifest: HTTP ${response.status}.`);
+  return response.json();
+}
+
+async function useVariant(file) {
+  const variant = variants(state.manifest).find((v) => v.file === file)
+    ?? variants(state.manifest).find((v) => v.file === state.manifest.file) ?? variants(state.manifest)[0];
+  $('loading').hidden = false;
+  $('generate').disabled = true;
+  const engine = await loadEngine({
+    ortBase: ORT_BASE, manifest: state.manifest, variant, threads: threadsWanted(), onProgress: progress,
+  });
+  state.engine?.release();
+  state.engine = engine;
+  $('variant').value = variant.file;
+  $('loading').hidden = true;
+  $('generate').disabled = false;
+  Object.assign(info, {
+    backend: engine.backend, threads: engine.threads, model: variant.file, precision: variant.precision,
+    modelBytes: engine.modelBytes,
+  });
+  $('status-backend').textContent = engine.backend === 'WebGPU' ? 'WebGPU'
+    : `WASM · ${engine.threads} thread${engine.threads === 1 ? '' : 's'}`;
+  $('status-model').textContent = `${variant.precision} · ${(engine.modelBytes / 1e6).toFixed(1)} MB`;
+}
+
+// ---------------------------------------------------------------- tag pickers
+
+function capitalise(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function colourOf(tag) {
+  return SWATCHES[tag.split(' ')[0]] ?? '#999999';
+}
+
+function radio(name, value, checked, text, onChange) {
+  const label = document.createElement('label');
+  const input = Object.assign(document.createElement('input'), { type: 'radio', name, value, checked });
+  input.addEventListener('change', () => input.checked && onChange(value));
+  label.append(input, text);
+  return label;
+}
+
+function buildTagPickers(manifest) {
+  const root = $('tag-groups');
+  root.replaceChildren();
+  manifest.groups.forEach((group, g) => {
+    const fieldset = document.createElement('fieldset');
+    fieldset.append(Object.assign(document.createElement('legend'), { textContent: capitalise(group.name) }));
+    if (group.exclusive) {
+      const swatches = document.createElement('div');
+      swatches.className = 'swatches';
+      const set = (value) => { state.choices[group.name] = value; };
+      swatches.append(radio(`g${g}`, RANDOM, true, swatch(null, 'random'), set));
+      for (const tag of group.tags) swatches.append(radio(`g${g}`, tag, false, swatch(tag, tag), set));
+      fieldset.append(swatches);
+    } else {
+      group.tags.forEach((tag, t) => {
+        const row = document.createElement('div');
+        row.className = 'tag-row';
+        row.append(Object.assign(document.createElement('span'), { textContent: tag, className: 'tag-name' }));
+        const seg = document.createElement('div');
+        seg.className = 'segmented';
+        seg.setAttribute('role', 'radiogroup');
+        seg.setAttribute('aria-label', tag);
+        const set = (value) => { state.choices[tag] = value; };
+        for (const [value, text] of [[RANDOM, 'Random'], ['on', 'On'], ['off', 'Off']]) {
+          seg.append(radio(`g${g}t${t}`, value, value === RANDOM, text, set));
+        }
+        row.append(seg);
+        fieldset.append(row);
+      });
+    }
+    root.append(fieldset);
+  });
+}
+
+function swatch(tag, text) {
+  const wrap = document.createElement('span');
+  wrap.className = 'swatch';
+  const dot = document.createElement('span');
+  dot.className = tag ? 'dot' : 'dot random';
+  if (tag) dot.style.setProperty('background-color', colourOf(tag));
+  wrap.append(dot, Object.assign(document.createElement('span'), { textContent: text, className: 'swatch-text' }));
+  return wrap;
+}
+
+/** Put the pickers in line with state.choices (after reading a share link). */
+function syncPickers() {
+  state.manifest.groups.forEach((group, g) => {
+    if (group.exclusive) {
+      checkRadio(`g${g}`, state.choices[group.name]);
+    } else {
+      group.tags.forEach((tag, t) => checkRadio(`g${g}t${t}`, state.choices[tag]));
+    }
+  });
+}
+
+function checkRadio(name, value) {
+  for (const input of document.getElementsByName(name)) input.checked = input.value === value;
+}
+
+// ---------------------------------------------------------------- faces
+
+function noiseFor(seed, i) {
+  return normal(noiseSeed(seed, i), state.manifest.noise_dim);
+}
+
+function tagsOf(labels) {
+  return state.manifest.tags.filter((_, i) => labels[i] > 0.5);
+}
+
+/** Run the model on a list of {noise, labels, ref}; returns the faces with their pixels. */
+async function render(faces) {
+  const { noise_dim: Z, resolution: R, tags } = state.manifest;
+  const n = faces.length;
+  const noise = new Float32Array(n * Z), labels = new Float32Array(n * tags.length);
+  faces.forEach((face, i) => { noise.set(face.noise, i * Z); labels.set(face.labels, i * tags.length); });
+  const start = performance.now();
+  const pixels = await state.engine.generate(noise, labels, n);
+  const ms = performance.now() - start;
+  info.msPerImage = ms / n;
+  $('status-speed').textContent = `${info.msPerImage.toFixed(1)} ms/image (batch ${n})`;
+  const size = R * R * 4;
+  return faces.map((face, i) => ({ ...face, pixels: pixels.slice(i * size, (i + 1) * size) }));
+}
+
+function drawTo(canvas, face) {
+  const R = state.manifest.resolution;
+  canvas.width = R;
+  canvas.height = R;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(face.pixels), R, R), 0, 0);
+}
+
+function tile(face, onClick, label) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'tile';
+  button.setAttribute('aria-label', `${label}: ${tagsOf(face.labels).join(', ')}`);
+  button.title = tagsOf(face.labels).join(', ');
+  const canvas = document.createElement('canvas');
+  drawTo(canvas, face);
+  button.append(canvas);
+  button.addEventListener('click', () => onClick(face));
+  return button;
+}
+
+function readControls() {
+  const batch = Math.round(Number($('batch').value));
+  state.n = Math.min(64, Math.max(1, Number.isFinite(batch) ? batch : 8));
+  $('batch').value = state.n;
+}
+
+function noiseMode() {
+  return document.querySelector('input[name="noise-mode"]:checked').value;
+}
+
+function setNoiseMode(mode) {
+  checkRadio('noise-mode', mode);
+}
+
+/** One batch from the current state (seeds already chosen), drawn and recorded. */
+async function generateBatch() {
+  const faces = [];
+  for (let i = 0; i < state.n; i++) {
+    faces.push({
+      ref: state.lock ? state.lock.ref ?? null : `${state.seed}.${i}`,
+      noise: state.lock ? state.lock.noise : noiseFor(state.seed, i),
+      labels: labelsFor(state.manifest, state.choices, labelSeed(state.tagSeed, i)),
+    });
+  }
+  state.results = await render(faces);
+  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`)));
+  addToHistory(state.results);
+  writeHash();
+  info.firstImageMs ??= performance.now();
+}
+
+async function onGenerate(event) {
+  event?.preventDefault();
+  if (state.busy || !state.engine) return;
+  readControls();
+  const typed = Number($('seed').value);
+  if (noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32) {
+    state.seed = randomSeed();
+  } else {
+    state.seed = typed;
+  }
+  $('seed').value = state.seed;
+  state.tagSeed = randomSeed();
+  await busy(generateBatch);
+}
+
+async function busy(work) {
+  state.busy = true;
+  $('generate').disabled = true;
+  try {
+    await work();
+  } catch (err) {
+    showError(err);
+  } finally {
+    state.busy = false;
+    $('generate').disabled = !state.engine;
+  }
+}
+
+function addToHistory(faces) {
+  const gallery = $('history');
+  for (const face of [...faces].reverse()) gallery.prepend(tile(face, lockFace, 'Earlier face'));
+  while (gallery.children.length > HISTORY_LIMIT) gallery.lastChild.remove();
+}
+
+/** Clicking a face: keep its noise for the next batches and show it large. */
+function lockFace(face) {
+  state.lock = { noise: face.noise, ref: face.ref };
+  setNoiseMode('fixed');
+  $('lock-ref').textContent = describeRef(face.ref, 'an interpolation frame');
+  $('lock-note').hidden = false;
+  select(face);
+  writeHash();
+}
+
+/** "123.4" (seed 123, face index 4) -> "seed 123, face 5". */
+function describeRef(ref, otherwise) {
+  if (!ref) return otherwise;
+  const [seed, index] = ref.split('.');
+  return `seed ${seed}, face ${Number(index) + 1}`;
+}
+
+function unlock() {
+  state.lock = null;
+  $('lock-note').hidden = true;
+  writeHash();
+}
+
+function select(face) {
+  state.selected = face;
+  $('selected').hidden = false;
+  drawTo($('selected-canvas'), face);
+  $('selected-tags').textContent = tagsOf(face.labels).join(', ') || 'no tags';
+}
+
+// ---------------------------------------------------------------- interpolation, download, share
+
+function setSlot(slot, face) {
+  state[slot] = face;
+  drawTo($(`slot-${slot}`), face);
+  $('interpolate').disabled = !(state.a && state.b);
+}
+
+async function interpolate() {
+  const steps = Math.min(16, Math.max(3, Math.round(Number($('steps').value)) || 8));
+  $('steps').value = steps;
+  const { a, b } = state;
+  const faces = [];
+  for (let k = 0; k < steps; k++) {
+    const t = k / (steps - 1);
+    faces.push({
+      ref: null,
+      noise: slerp(a.noise, b.noise, t),
+      labels: a.labels.map((value, i) => (1 - t) * value + t * b.labels[i]),
+    });
+  }
+  await busy(async () => {
+    const frames = await render(faces);
+    $('strip').replaceChildren(...frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`)));
+  });
+}
+
+function download() {
+  const face = state.selected;
+  const R = state.manifest.resolution, scale = Number($('download-scale').value);
+  const source = document.createElement('canvas');
+  drawTo(source, face);
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = R * scale;
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(source, 0, 0, R * scale, R * scale);
+  canvas.toBlob((blob) => {
+    const link = Object.assign(document.createElement('a'), {
+      href: URL.createObjectURL(blob),
+      download: `kyara-${(face.ref ?? 'frame').replace('.', '-')}${scale > 1 ? `-x${scale}` : ''}.png`,
+    });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+  }, 'image/png');
+}
+
+function writeHash() {
+  const hash = encodeState({ ...state, model: state.engine.variant.file }, state.manifest);
+  history.replaceState(null, '', `#${hash}`);
+  $('share-link').value = location.href;
+}
+
+/** Read a share link into the state; returns false when the hash holds no seeds. */
+function readHash() {
+  const shared = decodeState(location.hash, state.manifest);
+  if (shared.seed === null || shared.tagSeed === null) return false;
+  state.seed = shared.seed;
+  state.tagSeed = shared.tagSeed;
+  if (shared.n) state.n = Math.min(64, Math.max(1, shared.n));
+  state.choices = shared.choices;
+  state.lock = null;
+  if (shared.lock?.ref) {
+    state.lock = { ref: shared.lock.ref, noise: noiseFor(shared.lock.seed, shared.lock.index) };
+  } else if (shared.lock?.noise?.length === state.manifest.noise_dim) {
+    state.lock = { ref: null, noise: shared.lock.noise };
+  }
+  $('seed').value = state.seed;
+  $('batch').value = state.n;
+  setNoiseMode('fixed');
+  $('lock-note').hidden = !state.lock;
+  $('lock-ref').textContent = describeRef(state.lock?.ref, 'the shared link');
+  syncPickers();
+  return true;
+}
+
+// ---------------------------------------------------------------- offline
+
+/** Register the service worker and hand it the exact URLs this page used, so the next visit works offline. */
+async function cacheForOffline() {
+  if (!('serviceWorker' in navigator)) return;
+  const ortFiles = state.engine.files.map((name) => new URL(name, new URL(ORT_BASE, location.href)).href);
+  const urls = [
+    new URL('./', location.href).href,
+    ...STATIC_FILES.map((name) => new URL(name, new URL(STATIC_BASE, location.href)).href),
+    ...ortFiles,
+    new URL('model/manifest.json', location.href).href,
+    new URL(state.engine.modelUrl, location.href).href,
+  ];
+  try {
+    const registration = await navigator.serviceWorker.register('sw.js');
+    const worker = registration.active ?? registration.waiting ?? registration.installing;
+    worker.postMessage({ type: 'cache', urls });
+  } catch (err) {
+    console.warn('offline cache unavailable:', err);
+  }
+}
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  state.manifest = await loadManifest();
+  buildTagPickers(state.manifest);
+  state.choices = defaultChoices(state.manifest);
+  Object.assign(info, {
+    resolution: state.manifest.resolution, noiseDim: state.manifest.noise_dim, tags: [...state.manifest.tags],
+  });
+  $('variant').replaceChildren(...variants(state.manifest).map((v) => Object.assign(document.createElement('option'), {
+    value: v.file, textContent: `${v.precision}${v.bytes ? ` · ${(v.bytes / 1e6).toFixed(1)} MB` : ''}`,
+  })));
+  const shared = decodeState(location.hash, state.manifest);
+  await useVariant(shared.model ?? state.manifest.file);
+  if (!readHash()) {  // no seeds in the link: a fresh batch, of the size the link asks for if any
+    state.seed = randomSeed();
+    state.tagSeed = randomSeed();
+    $('seed').value = state.seed;
+    if (shared.n) $('batch').value = shared.n;
+    readControls();
+  }
+  await generateBatch();
+  return info;
+}
+
+function wire() {
+  $('controls').addEventListener('submit', onGenerate);
+  $('seed').addEventListener('input', () => setNoiseMode('fixed'));
+  $('unlock').addEventListener('click', unlock);
+  for (const input of document.getElementsByName('noise-mode')) {
+    input.addEventListener('change', () => { if (noiseMode() === 'random') unlock(); });
+  }
+  $('set-a').addEventListener('click', () => setSlot('a', state.selected));
+  $('set-b').addEventListener('click', () => setSlot('b', state.selected));
+  $('interpolate').addEventListener('click', interpolate);
+  $('download').addEventListener('click', download);
+  $('copy-link').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(location.href);
+      $('copy-link').textContent = 'Copied';
+    } catch {
+      $('share-link').select();
+    }
+  });
+  $('variant').addEventListener('change', () => busy(async () => {
+    await useVariant($('variant').value);
+    await generateBatch();
+    await cacheForOffline();
+  }));
+  window.addEventListener('hashchange', () => {
+    if (state.engine && location.href !== $('share-link').value && readHash()) busy(generateBatch);
+  });
+}
+
+/** N rows (arrays or typed arrays) or one flat array -> one Float32Array, checked against the row width. */
+function flatten(values, width) {
+  const flat = Float32Array.from(Array.isArray(values[0]) || ArrayBuffer.isView(values[0]) ? values.flatMap((row) => [...row]) : values);
+  if (flat.length % width) throw new Error(`expected rows of ${width} numbers`);
+  return flat;
+}
+
+wire();
+const ready = start();
+ready.then(cacheForOffline, showError);
+
+window.kyara = {
+  ready,
+  info,
+  async generate(noise, labels) {
+    await ready;
+    const z = flatten(noise, state.manifest.noise_dim), y = flatten(labels, state.manifest.tags.length);
+    return state.engine.generate(z, y, z.length / state.manifest.noise_dim);
+  },
+  results: () => state.results.map((face) => ({
+    ref: face.ref, noise: [...face.noise], labels: [...face.labels], pixels: [...face.pixels],
+  })),
+  noise: (seed, i) => [...noiseFor(seed, i)],
+};
