@@ -1,8 +1,7 @@
 import torch
 from torch import nn
 
-from tagger.vocab import Vocabulary
-from training.losses import dragan_perturb, gradient_penalty, sample_labels, tag_loss
+from training.losses import dragan_perturb, gradient_penalty, tag_loss
 
 
 class LinearD(nn.Module):
@@ -37,16 +36,3 @@ def test_tag_loss_ignores_unknown_labels():
     loss.backward()
     assert logits.grad[0, 2] == 0 and logits.grad[1, 0] == 0 and logits.grad[1, 1] == 0
     assert logits.grad[0, 0] != 0
-
-
-def test_sampled_labels_pick_one_colour_per_exclusive_group_by_frequency():
-    vocab = Vocabulary(["red hair", "blue hair", "green eyes", "brown eyes", "smile"])
-    col = {t: vocab.index(t) for t in vocab.tags}
-    priors = torch.zeros(len(vocab))
-    for tag, p in {"red hair": 0.9, "blue hair": 0.1, "green eyes": 0.5, "brown eyes": 0.5, "smile": 0.25}.items():
-        priors[col[tag]] = p
-    labels = sample_labels(vocab, priors, 4000, torch.Generator().manual_seed(0))
-    for group in vocab.exclusive_groups:
-        assert (labels[:, [col[t] for t in group.tags]].sum(1) == 1).all()
-    assert abs(labels[:, col["red hair"]].mean() - 0.9) < 0.03
-    assert abs(labels[:, col["smile"]].mean() - 0.25) < 0.03

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from tagger.vocab import PAPER_GROUPS, PAPER_TAGS, TagError, Vocabulary, split_tag_text
@@ -33,3 +34,18 @@ def test_split_tag_text_reads_our_format_and_mlds():
     assert split_tag_text("aqua hair aqua eyes") == ["aqua hair", "aqua eyes"]
     assert split_tag_text("long hair;smile") == ["long hair", "smile"]
     assert split_tag_text("open mouth") == ["open mouth"]
+
+
+def test_sampled_labels_pick_one_colour_per_exclusive_group_by_frequency():
+    vocab = Vocabulary(["red hair", "blue hair", "green eyes", "brown eyes", "smile"])
+    frequency = {"red hair": 0.9, "blue hair": 0.1, "green eyes": 0.5, "brown eyes": 0.5, "smile": 0.25}
+    labels = vocab.sample_labels([frequency[t] for t in vocab.tags], 4000, np.random.default_rng(0))
+    col = vocab.index
+    for group in vocab.exclusive_groups:
+        assert (labels[:, [col(t) for t in group.tags]].sum(1) == 1).all()
+    assert abs(labels[:, col("red hair")].mean() - 0.9) < 0.03
+    assert abs(labels[:, col("smile")].mean() - 0.25) < 0.03
+    forced = vocab.sample_labels([frequency[t] for t in vocab.tags], 100, np.random.default_rng(0),
+                                 chosen=["blue hair", "smile"])
+    assert (forced[:, col("blue hair")] == 1).all() and (forced[:, col("red hair")] == 0).all()
+    assert (forced[:, col("smile")] == 1).all()

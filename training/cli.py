@@ -1,4 +1,4 @@
-"""Commands of the training package: `kyara pack`, `kyara train`, `kyara sample`."""
+"""Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`, `kyara eval`."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,17 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("crop", help="pictures -> square anime-face crops + crops.jsonl (re-run to continue)")
+    p.add_argument("in_dir", help="folder of pictures (searched recursively)")
+    p.add_argument("out_dir", help="folder for the crops, crops.jsonl and done.jsonl")
+    p.add_argument("--resolution", type=int, default=64, choices=(64, 128, 256))
+    p.add_argument("--min-size", type=int, default=32, help="drop faces whose detected box is smaller (px)")
+    p.add_argument("--enlarge", type=float, default=1.5,
+                   help="crop side / face box side (1.0 frames faces like the Getchu set's crops)")
+    p.add_argument("--format", default="png", choices=("png", "jpg"), help="crop file format (jpg: quality 95)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_crop)
+
     p = sub.add_parser("pack", help="tagged faces (a crop folder + tag file, or an MLDS tar) -> packed set")
     p.add_argument("source", help="folder of crops (with tags.csv) or an uncompressed tar of tagged faces")
     p.add_argument("-o", "--out", required=True, help="output folder of the packed set")
@@ -35,6 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default="samples.png")
     p.set_defaults(func=_sample)
 
+    p = sub.add_parser("eval", help="tag fidelity, face rate, KID/FID and diversity of a model -> eval.json, report.md")
+    p.add_argument("model", help="checkpoint folder, run directory, or exported model folder / .onnx file")
+    p.add_argument("--data", required=True, help="packed set with the real faces to compare against")
+    p.add_argument("--split", default="val", help="which faces of --data are the reference (default: val)")
+    p.add_argument("-n", type=int, default=50,
+                   help="faces per colour for tag fidelity; the distribution figures use n x colours faces")
+    p.add_argument("--out", default="eval", help="folder for eval.json, report.md and the sheets")
+    p.add_argument("--tagger", help="tagger folder (default: the shipped one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_eval)
+
+
+def _crop(args: argparse.Namespace) -> int:
+    from training.crop import crop_folder
+    crop_folder(args.in_dir, args.out_dir, resolution=args.resolution, min_size=args.min_size,
+                workers=args.workers, fmt=args.format, enlarge=args.enlarge)
+    return 0
+
 
 def _pack(args: argparse.Namespace) -> int:
     from training.pack import pack
@@ -59,4 +88,15 @@ def _sample(args: argparse.Namespace) -> int:
     from training.sample import sample_to_file
     path = sample_to_file(args.checkpoint, args.tags, args.n, args.seed, args.out)
     print(path)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate, summary
+    if args.n < 2:
+        raise ValueError(f"-n must be at least 2, got {args.n}")
+    result = evaluate(args.model, args.data, args.out, split=args.split, n_per_tag=args.n,
+                      tagger_path=args.tagger, seed=args.seed)
+    print(summary(result))
+    print(f"{args.out}/report.md ({result['seconds']} s)")
     return 0

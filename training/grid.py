@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from tagger.vocab import Vocabulary
-from training.losses import sample_labels
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -35,13 +34,13 @@ def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, rows: int) ->
     return path
 
 
-def sample_grid_inputs(vocab: Vocabulary, priors: torch.Tensor, noise_dim: int, seed: int, cols: int = 8
+def sample_grid_inputs(vocab: Vocabulary, priors: np.ndarray, noise_dim: int, seed: int, cols: int = 8
                        ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Fixed noise and labels for the training sample grid: one row per colour of the first exclusive
     group (hair colour), the same noise down each column, the other tags drawn once per column."""
-    gen = torch.Generator().manual_seed(seed + 12345)
-    noise = torch.randn(cols, noise_dim, generator=gen)
-    column_labels = sample_labels(vocab, priors, cols, gen)
+    rng = np.random.default_rng(seed + 12345)
+    noise = torch.from_numpy(rng.standard_normal((cols, noise_dim), dtype=np.float32))
+    column_labels = torch.from_numpy(vocab.sample_labels(priors, cols, rng))
     groups = vocab.exclusive_groups
     row_tags = groups[0].tags if groups else (None,)
     noise_rows, label_rows = [], []

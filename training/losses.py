@@ -1,4 +1,4 @@
-"""DRAGAN + ACGAN losses of Jin et al. 2017, and the label sampler for generated faces.
+"""DRAGAN + ACGAN losses of Jin et al. 2017.
 
 L(D) = lambda_adv * L_adv(D) + L_cls(real) + lambda_gp * L_gp
 L(G) = lambda_adv * L_adv(G) + L_cls(fake)
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-from tagger.vocab import Vocabulary
 
 
 def tag_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -42,21 +40,3 @@ def gradient_penalty(adv_logits: torch.Tensor, x_hat: torch.Tensor) -> torch.Ten
     """E[(||d D(x_hat) / d x_hat|| - 1)^2], kept differentiable so D can be trained on it."""
     (grad,) = torch.autograd.grad(adv_logits.float().sum(), x_hat, create_graph=True)
     return ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
-
-
-def sample_labels(vocab: Vocabulary, priors: torch.Tensor, n: int, generator: torch.Generator | None = None
-                  ) -> torch.Tensor:
-    """Labels for generated faces: one tag per exclusive group, drawn by the data's frequencies;
-    every other tag on with its own frequency."""
-    labels = torch.zeros(n, len(vocab))
-    exclusive_cols = set()
-    for group in vocab.exclusive_groups:
-        cols = torch.tensor([vocab.index(t) for t in group.tags])
-        exclusive_cols.update(cols.tolist())
-        choice = torch.multinomial(priors[cols].float().clamp(min=1e-6), n, replacement=True, generator=generator)
-        labels[torch.arange(n), cols[choice]] = 1.0
-    rest = [i for i in range(len(vocab)) if i not in exclusive_cols]
-    if rest:
-        p = priors[rest].float().expand(n, -1)
-        labels[:, rest] = torch.bernoulli(p, generator=generator)
-    return labels

@@ -4,26 +4,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from training.checkpoint import load_generator
 from training.grid import save_grid
-from training.losses import sample_labels
 
 
 @torch.no_grad()
 def sample(checkpoint: str | Path, tags: str | list[str], n: int, seed: int) -> torch.Tensor:
-    """n images with the given tags on; each exclusive group left open is drawn from the priors."""
+    """n images with the given tags on; each group left open is drawn from the priors."""
     generator, vocab, priors, cfg = load_generator(checkpoint)
     chosen = vocab.parse(tags)
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, cfg.model.noise_dim, generator=gen)
-    labels = sample_labels(vocab, torch.tensor(priors), n, gen)
-    for tag in chosen:
-        group = vocab.group_of(tag)
-        if group.exclusive:
-            labels[:, [vocab.index(t) for t in group.tags]] = 0
-        labels[:, vocab.index(tag)] = 1
+    rng = np.random.default_rng(seed)
+    noise = torch.from_numpy(rng.standard_normal((n, cfg.model.noise_dim), dtype=np.float32))
+    labels = torch.from_numpy(vocab.sample_labels(priors, n, rng, chosen))
     return generator(noise, labels)
 
 

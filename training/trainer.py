@@ -26,7 +26,7 @@ from tqdm import tqdm
 from training.checkpoint import list_checkpoints, save_checkpoint, step_of
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
-from training.losses import adv_loss, dragan_perturb, gradient_penalty, sample_labels, tag_loss
+from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
 from training.models import Discriminator, Generator
 from training.packed import PackedSet
 
@@ -67,7 +67,7 @@ class Trainer:
                              f"{cfg.model.resolution} px; pack at that size or set model.resolution")
         self.vocab = self.data.vocab
         self.train_idx = self.data.indices("train")
-        self.priors = torch.tensor(self.data.priors(self.train_idx), dtype=torch.float32)
+        self.priors = self.data.priors(self.train_idx)
         self.lambda_adv = cfg.lambda_adv or float(len(self.vocab))
 
         torch.manual_seed(cfg.seed)
@@ -79,9 +79,13 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
         # Every random draw goes through these two generators, so a resumed run repeats exactly.
-        self.cpu_gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.rank)
+        self.rng = np.random.default_rng(cfg.seed * 1000 + self.rank)         # batches and labels
         self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
         self.step = 0
+        self._tagger = self._reference = None
+        if cfg.eval_every > 0 and self.rank == 0:    # a missing tagger fails here, not at the first evaluation
+            from tagger.model import load_tagger
+            self._tagger = load_tagger()
         self._prepare_run_dir(resume)
 
         self.G_train = DDP(self.G) if self.distributed else self.G
@@ -120,12 +124,18 @@ class Trainer:
         self.step = state["step"]
         rng = state["rng"][self.rank] if self.rank < len(state["rng"]) else None
         if rng is not None:
-            self.cpu_gen.set_state(rng["cpu"])
+            self.rng.bit_generator.state = rng["cpu"]
             self.dev_gen.set_state(rng["dev"])
             torch.set_rng_state(rng["torch"])
 
     def save(self) -> Path | None:
-        rng = {"cpu": self.cpu_gen.get_state(), "dev": self.dev_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.distributed:
+            # DDP broadcasts G's BatchNorm statistics at each forward, but every rank then updates them
+            # with its own batch: make rank 0's the ones that are saved and kept everywhere.
+            for buffers in (self.G.buffers(), self.G_ema.buffers()):
+                for buf in buffers:
+                    dist.broadcast(buf, src=0)
+        rng = {"cpu": self.rng.bit_generator.state, "dev": self.dev_gen.get_state(), "torch": torch.get_rng_state()}
         all_rng = [None] * self.world
         if self.distributed:
             dist.all_gather_object(all_rng, rng)
@@ -146,7 +156,7 @@ class Trainer:
     # --- one step ---------------------------------------------------------------------------------
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = torch.randint(len(self.train_idx), (self.cfg.batch_size,), generator=self.cpu_gen).numpy()
+        pick = self.rng.integers(len(self.train_idx), size=self.cfg.batch_size)
         idx = np.sort(self.train_idx[pick])
         images = torch.from_numpy(np.ascontiguousarray(self.data.images[idx]))
         labels = torch.from_numpy(self.data.labels[idx])
@@ -156,7 +166,7 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         cfg, b = self.cfg, self.cfg.batch_size
         real, real_labels = self._real_batch()
-        fake_labels = sample_labels(self.vocab, self.priors, b, self.cpu_gen).to(self.device)
+        fake_labels = torch.from_numpy(self.vocab.sample_labels(self.priors, b, self.rng)).to(self.device)
         noise = torch.randn(b, cfg.model.noise_dim, generator=self.dev_gen, device=self.device)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
@@ -189,8 +199,10 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
+        # Warm-up: early on the average would be mostly the random initial weights, so follow G closely.
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
         ema_params, params = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_params, params, 1 - self.cfg.ema_decay)
+        torch._foreach_lerp_(ema_params, params, 1 - decay)
         for ema_buf, buf in zip(self.G_ema.buffers(), self.G.buffers()):
             ema_buf.copy_(buf)
 
@@ -215,7 +227,9 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.float()
             bar.update(1)
-            at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total
+            evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
+            # An evaluated step is saved too, so that best.json can name it.
+            at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total or evaluating
             if self.step % cfg.log_every == 0 or at_ckpt:
                 self._check_finite(int(first_bad), losses)
                 elapsed = time.perf_counter() - window_start
@@ -232,8 +246,35 @@ class Trainer:
                     images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
                 save_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", rows)
             if at_ckpt:
-                self.save()
+                figures = self._evaluate() if evaluating else None
+                saved = self.save()
+                if figures is not None:
+                    self._mark_if_best(saved, figures["score"])
         bar.close()
+
+    # --- evaluation -------------------------------------------------------------------------------
+
+    def _evaluate(self) -> dict | None:
+        """Score G_ema on the validation split (rank 0) and log the figures to metrics.jsonl."""
+        if self.rank != 0:
+            return None
+        from training.evaluate import build_reference, evaluate_source, samples_per_tag, torch_source
+        if self._reference is None:      # real faces' figures do not change: compute them once per run
+            self._reference = build_reference(self.data, "val", self._tagger, self.cfg.eval_samples, self.cfg.seed)
+        n_per_tag = samples_per_tag(self.cfg.eval_samples, self.vocab)
+        figures = evaluate_source(torch_source(self.G_ema, self.vocab, self.priors), self._reference,
+                                  self._tagger, n_per_tag, self.cfg.seed)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
+        return figures
+
+    def _mark_if_best(self, checkpoint: Path, score: float) -> None:
+        """Name the checkpoint in best.json when its score (KID, lower is better) beats the one there."""
+        best = self.run_dir / "best.json"
+        if best.is_file() and json.loads(best.read_text())["score"] <= score:
+            return
+        _atomic_write(best, json.dumps({"checkpoint": checkpoint.name, "step": self.step, "score": score,
+                                        "metric": "kid"}, indent=2))
 
     def _check_finite(self, first_bad: int, losses: dict[str, torch.Tensor]) -> None:
         if first_bad < 0:

@@ -1,0 +1,205 @@
+"""Evaluation: the figures' arithmetic, the report's sections, and figures that move the right way."""
+from __future__ import annotations
+
+import itertools
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SHARED_DATA, needs_shared_data
+from kyara.cli import main
+from tagger.model import TaggerConfig, TaggerNet, save_tagger
+from tagger.vocab import Vocabulary
+from training.checkpoint import list_checkpoints, save_checkpoint
+from training.config import load_config
+from training.evaluate import (Reference, Source, build_reference, evaluate_source, face_rate, fid, kid,
+                               mean_pairwise_distance, open_source, torch_source)
+from training.models import Discriminator, Generator
+from training.packed import PackedSet
+from training.trainer import train
+
+
+class ColourTagger:
+    """A stand-in for the CNN tagger that judges the tiny set's colours from the pixels themselves: red vs
+    blue channel for hair, a bright green centre for eyes."""
+
+    def __init__(self, vocab: Vocabulary):
+        self.vocab = vocab
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        x = images.astype(np.float32) / 255
+        c = images.shape[1] // 4
+        red = x[..., 0].mean((1, 2)) > x[..., 2].mean((1, 2))
+        green = x[:, c:-c, c:-c, 1].mean((1, 2)) > 0.6
+        probs = np.zeros((len(images), len(self.vocab)), np.float32)
+        for tag, on in (("red hair", red), ("blue hair", ~red), ("green eyes", green), ("brown eyes", ~green)):
+            probs[:, self.vocab.index(tag)] = on
+        return probs
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The image pooled to 4 x 4 pixels."""
+        n, r = len(images), images.shape[1]
+        return images.reshape(n, 4, r // 4, 4, r // 4, 3).mean((2, 4)).reshape(n, -1) / 255
+
+
+def tiny_generator(vocab: Vocabulary, seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(load_config("tiny").model, len(vocab)).eval()
+
+
+def fitted(data: PackedSet, steps: int = 120) -> Generator:
+    """A G fitted with plain L2 (no GAN) to the training faces given their tags: the right colours every
+    time, but the same face for every noise vector."""
+    g = tiny_generator(data.vocab).train()
+    idx = data.indices("train")
+    images = torch.from_numpy(np.asarray(data.images[idx])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    labels = torch.from_numpy(data.labels[idx]).float()
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        pick = torch.randint(len(idx), (16,), generator=gen)
+        loss = ((g(torch.randn(16, g.cfg.noise_dim, generator=gen), labels[pick]) - images[pick]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return g.eval()
+
+
+@pytest.fixture
+def reference(tiny_packed) -> tuple[PackedSet, ColourTagger, Reference]:
+    data = PackedSet.open(tiny_packed)
+    tagger = ColourTagger(data.vocab)
+    return data, tagger, build_reference(data, "val", tagger, n=64, seed=0)
+
+
+def test_kid_and_fid_vanish_for_one_distribution_and_grow_with_a_shift():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
+    assert abs(kid(x, y, seed=0)["mean"]) < 0.01 * kid(x, y + 1, seed=0)["mean"]
+    assert fid(x, x) == pytest.approx(0, abs=1e-6)
+    # Same covariance, means 2 apart in every one of 8 dimensions: FID = 8 * 2^2 = 32.
+    assert fid(x, x + 2) == pytest.approx(32, rel=1e-6)
+    assert mean_pairwise_distance(np.array([[0.0, 0], [3, 4], [0, 0]])) == pytest.approx(10 / 3)
+
+
+def test_a_fitted_generator_beats_a_random_one(reference):
+    data, tagger, ref = reference
+    random_g = evaluate_source(torch_source(tiny_generator(data.vocab), data.vocab, data.priors()),
+                               ref, tagger, n_per_tag=16, seed=0)
+    fitted_g = evaluate_source(torch_source(fitted(data), data.vocab, data.priors()),
+                               ref, tagger, n_per_tag=16, seed=0)
+    assert fitted_g["fidelity"]["per_tag"]["red hair"] == 1.0 > random_g["fidelity"]["per_tag"]["red hair"]
+    assert fitted_g["fidelity"]["mean"] > random_g["fidelity"]["mean"]
+    assert fitted_g["kid"]["generated"]["mean"] < random_g["kid"]["generated"]["mean"]
+    assert fitted_g["fid"]["generated"] < random_g["fid"]["generated"]
+    assert fitted_g["score"] == fitted_g["kid"]["generated"]["mean"]
+    assert ref.figures["fidelity"]["mean"] == 1.0          # the judge is right on real faces
+
+
+def replaying(data: PackedSet, collapse: bool = False) -> Source:
+    """A 'generator' that answers each request with a real training face of the asked colours: a perfect
+    one, or with `collapse` always the first such face (mode collapse at its worst)."""
+    train = data.indices("train")
+    rng = np.random.default_rng(0)
+
+    def generate(noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        matches = [train[np.all(data.labels[train] == row, axis=1)] for row in labels.astype(np.int8)]
+        return np.stack([data.images[m[0] if collapse else rng.choice(m)] for m in matches])
+
+    return Source(generate, data.vocab, data.priors(), noise_dim=4)
+
+
+def test_mode_collapse_shows_as_lower_diversity(reference):
+    data, tagger, ref = reference
+    perfect = evaluate_source(replaying(data), ref, tagger, n_per_tag=16, seed=0)
+    collapsed = evaluate_source(replaying(data, collapse=True), ref, tagger, n_per_tag=16, seed=0)
+    real = perfect["diversity"]["real"]
+    assert perfect["diversity"]["generated"] == pytest.approx(real, rel=0.2)
+    assert collapsed["diversity"]["generated"] == 0.0 < real
+    assert perfect["fidelity"]["mean"] == collapsed["fidelity"]["mean"] == 1.0   # fidelity cannot see it
+    assert perfect["kid"]["generated"]["mean"] < collapsed["kid"]["generated"]["mean"]
+
+
+def test_same_seed_same_figures(reference):
+    data, tagger, ref = reference
+    source = torch_source(tiny_generator(data.vocab), data.vocab, data.priors())
+    assert evaluate_source(source, ref, tagger, 4, seed=3) == evaluate_source(source, ref, tagger, 4, seed=3)
+
+
+def test_synthetic_squares_are_not_faces():
+    images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    assert face_rate(images) == 0.0
+
+
+@needs_shared_data()
+@pytest.mark.shared_data
+def test_real_getchu_faces_are_found():
+    """The detector settings suit 64 px faces: nearly all real ones count as faces."""
+    with tarfile.open(SHARED_DATA / "getchu_extra_data_64px.tar") as tar:
+        jpegs = (m for m in tar if m.name.endswith(".jpg"))
+        faces = [np.asarray(Image.open(tar.extractfile(m)).convert("RGB")) for m in itertools.islice(jpegs, 40)]
+    assert face_rate(np.stack(faces)) > 0.8
+
+
+def save_tiny_checkpoint(run_dir: Path, data: PackedSet, g: Generator) -> Path:
+    cfg = load_config("tiny")
+    d = Discriminator(cfg.model, len(data.vocab))
+    return save_checkpoint(run_dir, 1, {"G": g, "G_ema": g, "D": d}, {}, cfg, data.vocab,
+                           data.priors().tolist(), keep_last=1)
+
+
+def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
+    """The command end to end with a real (untrained) tagger: json keys, markdown headings, sheets."""
+    data = PackedSet.open(tiny_packed)
+    ckpt = save_tiny_checkpoint(tmp_path / "run", data, tiny_generator(data.vocab))
+    tagger_dir = save_tagger(tmp_path / "tagger", TaggerNet("mobilenetv4_conv_small_050", len(data.vocab)),
+                             TaggerConfig(vocabulary=data.vocab.to_json(), input_size=32))
+    out = tmp_path / "eval"
+    assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out),
+                 "--tagger", str(tagger_dir)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    for key in ("score", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "sheets"):
+        assert key in result
+    figures = result["figures"]
+    assert set(figures) == {"fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "images", "score"}
+    assert set(figures["fidelity"]["per_tag"]) == {"red hair", "blue hair", "green eyes", "brown eyes"}
+    assert set(figures["fidelity"]["per_group"]) == {"hair colour", "eye colour"}
+    assert result["face_rate"] + result["nightmare_rate"] == 1
+    assert figures["images"] == {"generated": 12, "reference": 12, "per_tag": 3}
+    report = (out / "report.md").read_text()
+    for heading in ("## Tag fidelity", "## Face rate", "## KID and FID", "## Diversity", "## Samples"):
+        assert heading in report
+    assert Image.open(out / "sheet_tags.png").size == (2 * 32, 2 * 32)     # 2 hair x 2 eye colours
+    assert "tag fidelity" in capsys.readouterr().out
+
+
+def test_training_evaluates_and_marks_the_best_checkpoint(tiny_packed, tmp_path, monkeypatch):
+    data = PackedSet.open(tiny_packed)
+    monkeypatch.setattr("tagger.model.load_tagger", lambda path=None: ColourTagger(data.vocab))
+    run = tmp_path / "run"
+    train(load_config("tiny", ["eval_every=4", "eval_samples=16", "ckpt_every=100", "keep_last=1"]),
+          tiny_packed, run, device="cpu", steps=12)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = {r["step"]: r["eval"] for r in records if "eval" in r}
+    assert sorted(evals) == [4, 8, 12]
+    best = json.loads((run / "best.json").read_text())
+    assert best["score"] == min(e["score"] for e in evals.values())
+    assert best["checkpoint"] == f"step_{best['step']:07d}" and evals[best["step"]]["score"] == best["score"]
+    # keep_last=1 keeps the newest checkpoint, and the best one too.
+    assert {p.name for p in list_checkpoints(run)} == {best["checkpoint"], "step_0000012"}
+
+
+def test_an_exported_model_scores_like_its_checkpoint(reference, tmp_path):
+    from export.exporter import export_checkpoint
+    data, tagger, ref = reference
+    ckpt = save_tiny_checkpoint(tmp_path / "run", data, fitted(data, steps=30))
+    export_checkpoint(ckpt, tmp_path / "model", calibration_samples=8)
+    torch_figures = evaluate_source(open_source(ckpt), ref, tagger, n_per_tag=8, seed=0)
+    onnx_figures = evaluate_source(open_source(tmp_path / "model"), ref, tagger, n_per_tag=8, seed=0)
+    assert onnx_figures["fidelity"] == torch_figures["fidelity"]
+    assert onnx_figures["score"] == pytest.approx(torch_figures["score"], rel=0.02)   # uint8 rounding
