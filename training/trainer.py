@@ -213,44 +213,43 @@ class Trainer:
         cfg = self.cfg
         total = steps or cfg.steps
         fixed_noise, fixed_labels, rows = sample_grid_inputs(self.vocab, self.priors, cfg.model.noise_dim, cfg.seed)
-        bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=self.rank != 0,
-                   dynamic_ncols=True)
-        sums: dict[str, torch.Tensor] = {}
-        first_bad = torch.tensor(-1, device=self.device)
-        window_start, window_steps = time.perf_counter(), 0
-        while self.step < total:
-            losses = self.train_step()
-            self.step += 1
-            window_steps += 1
-            finite = torch.isfinite(losses["loss_d"]) & torch.isfinite(losses["loss_g"])
-            first_bad = torch.where((first_bad < 0) & ~finite, torch.tensor(self.step, device=self.device), first_bad)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v.float()
-            bar.update(1)
-            evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
-            # An evaluated step is saved too, so that best.json can name it.
-            at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total or evaluating
-            if self.step % cfg.log_every == 0 or at_ckpt:
-                self._check_finite(int(first_bad), losses)
-                elapsed = time.perf_counter() - window_start
-                record = {k: float(v) / window_steps for k, v in sums.items()}
-                record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed)
-                bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
-                                img_s=f"{record['images_per_s']:.0f}")
-                if self.rank == 0:
-                    with open(self.run_dir / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(record) + "\n")
-                sums, window_start, window_steps = {}, time.perf_counter(), 0
-            if self.rank == 0 and (self.step % cfg.sample_every == 0 or self.step == total):
-                with torch.no_grad():
-                    images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
-                save_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", rows)
-            if at_ckpt:
-                figures = self._evaluate() if evaluating else None
-                saved = self.save()
-                if figures is not None:
-                    self._mark_if_best(saved, figures["score"])
-        bar.close()
+        with tqdm(total=total, initial=self.step, desc="train", unit="step", disable=self.rank != 0,
+                  dynamic_ncols=True) as bar:   # closed on errors too
+            sums: dict[str, torch.Tensor] = {}
+            first_bad = torch.tensor(-1, device=self.device)
+            window_start, window_steps = time.perf_counter(), 0
+            while self.step < total:
+                losses = self.train_step()
+                self.step += 1
+                window_steps += 1
+                finite = torch.isfinite(losses["loss_d"]) & torch.isfinite(losses["loss_g"])
+                first_bad = torch.where((first_bad < 0) & ~finite, torch.tensor(self.step, device=self.device), first_bad)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0) + v.float()
+                bar.update(1)
+                evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
+                # An evaluated step is saved too, so that best.json can name it.
+                at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total or evaluating
+                if self.step % cfg.log_every == 0 or at_ckpt:
+                    self._check_finite(int(first_bad), losses)
+                    elapsed = time.perf_counter() - window_start
+                    record = {k: float(v) / window_steps for k, v in sums.items()}
+                    record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed)
+                    bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
+                                    img_s=f"{record['images_per_s']:.0f}")
+                    if self.rank == 0:
+                        with open(self.run_dir / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                if self.rank == 0 and (self.step % cfg.sample_every == 0 or self.step == total):
+                    with torch.no_grad():
+                        images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
+                    save_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", rows)
+                if at_ckpt:
+                    figures = self._evaluate() if evaluating else None
+                    saved = self.save()
+                    if figures is not None:
+                        self._mark_if_best(saved, figures["score"])
 
     # --- evaluation -------------------------------------------------------------------------------
 
