@@ -1,4 +1,5 @@
-"""Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`, `kyara eval`."""
+"""Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`, `kyara curves`,
+`kyara eval`."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default="samples.png")
     p.set_defaults(func=_sample)
 
+    p = sub.add_parser("curves", help="a run's loss (and evaluation) curves as one PNG")
+    p.add_argument("run_dir", help="run directory with metrics.jsonl")
+    p.add_argument("-o", "--out", default="curves.png")
+    p.set_defaults(func=_curves)
+
     p = sub.add_parser("eval", help="tag fidelity, face rate, KID/FID and diversity of a model -> eval.json, report.md")
     p.add_argument("model", help="checkpoint folder, run directory, or exported model folder / .onnx file")
     p.add_argument("--data", required=True, help="packed set with the real faces to compare against")
@@ -88,6 +94,12 @@ def _sample(args: argparse.Namespace) -> int:
     from training.sample import sample_to_file
     path = sample_to_file(args.checkpoint, args.tags, args.n, args.seed, args.out)
     print(path)
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from training.curves import plot_curves
+    print(plot_curves(args.run_dir, args.out))
     return 0
 
 
