@@ -21,3 +21,17 @@ def test_curves_draw_each_loss_panel(tmp_path):
 def test_curves_need_a_metrics_log(tmp_path):
     with pytest.raises(FileNotFoundError, match="no metrics log"):
         plot_curves(tmp_path, tmp_path / "c.png")
+
+
+def test_curves_add_evaluation_panels_when_the_run_was_evaluated(tmp_path):
+    def figures(step):
+        return {"score": 0.0, "fidelity": {"mean": 0.5 + step / 400}, "face_rate": {"generated": 0.4 + step / 300},
+                "nightmare_rate": {"generated": 0.0}, "kid": {"generated": {"mean": 0.01 - step / 20000}},
+                "fid": {"generated": 1.0}, "diversity": {"generated": 1.0}}
+    rows = [{"step": s, "d_adv": 1.0, "g_adv": 1.0, "gp": 0.5, "d_tag_real": 1.0, "g_tag_fake": 1.0, "loss_d": 1.0}
+            for s in range(1, 101)] + [{"step": s, "eval": figures(s)} for s in (25, 50, 75, 100)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pixels = np.asarray(Image.open(plot_curves(tmp_path, tmp_path / "curves.png")).convert("RGB"))
+    assert pixels.shape[0] == 4 * H
+    blue = (np.abs(pixels.astype(int) - [31, 119, 180]).sum(-1) < 30)      # the first series of each panel
+    assert blue[2 * H:3 * H].sum() > 200 and blue[3 * H:].sum() > 200      # fidelity; KID on its own axis

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-EVAL = ("tag_fidelity", "face_rate", "kid")
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 W, H, PAD = 640, 260, 44
 
@@ -70,8 +69,12 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
         panels.append(_panel(f"losses ({', '.join(group)}), moving average of {smooth}", series))
     if evals:
         from training.evaluate import headline
-        series = {k: [(r["step"], headline(r["eval"])[k]) for r in evals] for k in EVAL}
-        panels.append(_panel("evaluation (validation split)", series))
+        figures = [(r["step"], headline(r["eval"])) for r in evals]
+        # KID lives on another scale (~1e-3) than the shares, so it gets its own panel.
+        panels.append(_panel("evaluation (validation split): shares",
+                             {k: [(s, h[k]) for s, h in figures] for k in ("tag_fidelity", "face_rate")}))
+        panels.append(_panel("evaluation (validation split): KID x 1000",
+                             {"kid": [(s, h["kid"] * 1000) for s, h in figures]}))
     sheet = Image.new("RGB", (W, H * len(panels)), "white")
     for i, panel in enumerate(panels):
         sheet.paste(panel, (0, H * i))
