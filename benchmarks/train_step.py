@@ -44,11 +44,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile G and D")
+    parser.add_argument("--compile", action="store_true", help="torch.compile G (D needs a double backward, which compiled graphs lack)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    overrides = [f"batch_size={args.batch}", f"compile={args.compile}", *args.set]
+    # eval_every=0: a benchmark step needs no tagger, and building the trainer would load it.
+    overrides = [f"batch_size={args.batch}", f"compile={args.compile}", "eval_every=0", *args.set]
     cfg = load_config(args.config, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         data = random_packed(Path(tmp) / "data", cfg.model.resolution)

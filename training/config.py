@@ -32,7 +32,7 @@ class TrainConfig:
     eval_every: int = 0             # 0: no evaluation during training
     eval_samples: int = 500
     amp: bool = True                # bf16 autocast, CUDA only
-    compile: bool = False           # torch.compile the step (pays off on long GPU runs)
+    compile: bool = False           # torch.compile G (pays off on long GPU runs)
 
     def to_json(self) -> dict:
         return {**asdict(self), "model": self.model.to_json()}

@@ -91,7 +91,8 @@ class Trainer:
         self.G_train = DDP(self.G) if self.distributed else self.G
         self.D_train = DDP(self.D) if self.distributed else self.D
         if cfg.compile:
-            self.G_train, self.D_train = torch.compile(self.G_train), torch.compile(self.D_train)
+            # G only: D's gradient penalty needs a double backward, which compiled graphs cannot give.
+            self.G_train = torch.compile(self.G_train)
 
     # --- run directory, checkpoints, resume -------------------------------------------------------
 

@@ -62,6 +62,7 @@ def _send(path: Path, immutable: bool) -> Response:
 
 def _cache(response: Response, immutable: bool) -> None:
     if immutable:
+        response.cache_control.no_cache = None   # send_file's default; it would overrule max-age
         response.cache_control.public = True
         response.cache_control.max_age = YEAR
         response.cache_control.immutable = True
