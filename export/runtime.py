@@ -48,6 +48,11 @@ class Generator:
                              f"(no {MANIFEST_KEY!r} in its metadata)")
         self.manifest: dict = json.loads(metadata[MANIFEST_KEY])
         self.vocab = Vocabulary(self.manifest["tags"])
+        # The groups decide which tags exclude each other; the page reads them from the manifest, so this
+        # runtime must agree with it, not only with the vocabulary it rebuilds from the tag list.
+        listed = [(g["name"], g["exclusive"], list(g["tags"])) for g in self.manifest["groups"]]
+        if listed != [(g.name, g.exclusive, list(g.tags)) for g in self.vocab.groups]:
+            raise ValueError(f"{self.path}: the manifest's tag groups differ from the paper's groups of its tags")
         self.noise_dim: int = self.manifest["noise_dim"]
 
     def run(self, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -56,9 +61,14 @@ class Generator:
                    for i in range(0, len(noise), BATCH)]
         return np.concatenate(batches)
 
-    def inputs(self, tags: str | Sequence[str] = (), n: int = 1, seed: int | None = None,
+    def inputs(self, tags: str | Sequence[str] = (), n: int | None = None, seed: int | None = None,
                noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Validated (noise, labels) for `generate`; the tags are checked before anything is drawn."""
+        """Validated (noise, labels) for `generate`; the tags are checked before anything is drawn.
+
+        n defaults to the number of noise rows given, else 1.
+        """
+        if n is None:
+            n = len(noise) if noise is not None and np.ndim(noise) == 2 else 1
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         chosen = self.vocab.parse(tags)
@@ -72,7 +82,7 @@ class Generator:
             drawn = noise
         return drawn, sample_labels(self.manifest, n, rng, chosen)
 
-    def generate(self, tags: str | Sequence[str] = (), n: int = 1, seed: int | None = None,
+    def generate(self, tags: str | Sequence[str] = (), n: int | None = None, seed: int | None = None,
                  noise: np.ndarray | None = None) -> list[Image.Image]:
         """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors."""
         rgba = self.run(*self.inputs(tags, n, seed, noise))

@@ -12,10 +12,6 @@ import sys
 COMMAND_MODULES = ("training.cli", "tagger.cli", "export.cli", "webapp.cli")
 
 
-class CommandError(Exception):
-    """An error that is the user's input, not a bug: printed as one line, exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kyara", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -37,6 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kyara {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:     # the user's input, not a bug
         print(f"kyara {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -153,6 +153,7 @@ class Vocabulary:
         Two tags of one exclusive group are refused: a face has one hair colour.
         """
         names = [self.resolve(t) for t in (split_tag_text(tags) if isinstance(tags, str) else tags)]
+        names = list(dict.fromkeys(names))     # "blonde hair, blond hair" names one tag twice
         for group in self.exclusive_groups:
             chosen = [t for t in names if t in group.tags]
             if len(chosen) > 1:
@@ -160,15 +161,12 @@ class Vocabulary:
                     f"{' and '.join(repr(t) for t in chosen)} are both in the exclusive group "
                     f"{group.name!r}; pick one of: {', '.join(group.tags)}"
                 )
-        return list(dict.fromkeys(names))
+        return names
 
     def encode(self, tags: Sequence[str]) -> list[float]:
         """Multi-hot vector in vocabulary order (1 on, 0 off)."""
         on = {self.index(t) for t in tags}
         return [1.0 if i in on else 0.0 for i in range(len(self.tags))]
-
-    def decode(self, vector: Sequence[float], threshold: float = 0.5) -> list[str]:
-        return [tag for tag, value in zip(self.tags, vector) if value > threshold]
 
     def sample_labels(self, priors: Sequence[float], n: int, rng: np.random.Generator,
                       chosen: Sequence[str] = ()) -> np.ndarray:

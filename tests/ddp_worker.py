@@ -1,4 +1,8 @@
-"""Run under torchrun by test_trainer: a few DDP steps, then each rank writes a digest of its weights."""
+"""Run under torchrun by test_trainer.
+
+    ddp_worker.py DATA OUT          a few DDP steps, then each rank writes a digest of its weights
+    ddp_worker.py DATA OUT nan      rank 1 alone gets a NaN loss; each rank writes how its run ended
+"""
 import hashlib
 import json
 import sys
@@ -6,8 +10,9 @@ from pathlib import Path
 
 import torch
 
+from training import trainer as trainer_module
 from training.config import load_config
-from training.trainer import Trainer
+from training.trainer import Trainer, TrainingDiverged
 
 
 def digest(module: torch.nn.Module) -> str:
@@ -17,7 +22,28 @@ def digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def main(data: str, out: str) -> None:
+def diverge_on_rank_1(data: str, out: str) -> None:
+    cfg = load_config("tiny", ["ckpt_every=3", "log_every=3", "sample_every=3"])
+    trainer = Trainer(cfg, data, Path(out) / "run", device="cpu")
+    real_adv_loss = trainer_module.adv_loss
+
+    def poisoned(logits, real):
+        loss = real_adv_loss(logits, real)
+        return loss * float("nan") if trainer.rank == 1 and trainer.step >= 4 else loss
+
+    trainer_module.adv_loss = poisoned
+    try:
+        trainer.fit(12)
+        ended = f"finished at step {trainer.step}"
+    except TrainingDiverged as exc:
+        ended = str(exc)
+    (Path(out) / f"rank{trainer.rank}.txt").write_text(ended)
+    trainer.close()
+
+
+def main(data: str, out: str, mode: str = "") -> None:
+    if mode == "nan":
+        return diverge_on_rank_1(data, out)
     cfg = load_config("tiny", ["ckpt_every=3"])
     trainer = Trainer(cfg, data, Path(out) / "run", device="cpu")
     initial = digest(trainer.G) + digest(trainer.D)

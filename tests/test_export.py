@@ -44,7 +44,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.2)
     run = tmp_path_factory.mktemp("run")
-    ckpt = save_checkpoint(run, 10, {"G": g, "G_ema": g, "D": d}, {}, cfg, vocab, PRIORS, keep_last=1)
+    other = Generator(cfg.model, len(vocab))       # G differs from G_ema: the export must take the EMA one
+    ckpt = save_checkpoint(run, 10, {"G": other, "G_ema": g, "D": d}, {}, cfg, vocab, PRIORS, keep_last=1)
     (ckpt / "eval.json").write_text(json.dumps({"score": 0.5, "fid": None, "figures": {"fid": {}}}))
     return ckpt
 
@@ -157,6 +158,8 @@ def test_runtime_imports_no_torch(model_dir: Path) -> None:
     ({"tags": ["blonde hair", "red hair"]}, "'blonde hair' and 'red hair'"),
     ({"tags": ["not a tag"]}, "'not a tag'"),
     ({"n": 2, "noise": np.zeros((2, 15), np.float32)}, "noise has shape (2, 15)"),
+    ({"noise": np.zeros((3, 15), np.float32)}, "noise of shape (3, 16) for n=3"),
+    ({"n": 2, "noise": np.zeros((3, 16), np.float32)}, "noise of shape (2, 16) for n=2"),
     ({"n": 0}, "n must be at least 1"),
 ])
 def test_runtime_bad_inputs(model_dir: Path, kwargs: dict, message: str) -> None:
@@ -168,22 +171,34 @@ def test_runtime_bad_inputs(model_dir: Path, kwargs: dict, message: str) -> None
 
 
 def test_runtime_bad_model_files(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        OnnxGenerator(tmp_path / "missing.onnx")
-    with pytest.raises(FileNotFoundError, match="manifest.json"):
-        OnnxGenerator(tmp_path)
+    def one_line_error(expected: type, match: str, path: Path) -> None:
+        with pytest.raises(expected, match=match) as info:
+            OnnxGenerator(path)
+        assert "\n" not in str(info.value)
+
+    one_line_error(FileNotFoundError, "missing.onnx", tmp_path / "missing.onnx")
+    one_line_error(FileNotFoundError, "manifest.json", tmp_path)
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"this is not a model")
-    with pytest.raises(ValueError, match="junk.onnx: not an ONNX model"):
-        OnnxGenerator(junk)
+    one_line_error(ValueError, "junk.onnx: not an ONNX model", junk)
     plain = tmp_path / "plain.onnx"
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x],
                                    [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
     onnx.save(onnx.helper.make_model(graph, ir_version=10, opset_imports=[onnx.helper.make_opsetid("", 18)]),
               str(plain))
-    with pytest.raises(ValueError, match="plain.onnx: an ONNX model, but not one made by `kyara export`"):
-        OnnxGenerator(plain)
+    one_line_error(ValueError, "plain.onnx: an ONNX model, but not one made by `kyara export`", plain)
+
+
+def test_runtime_refuses_a_manifest_whose_groups_disagree(model_dir: Path, tmp_path: Path) -> None:
+    model = onnx.load(str(model_dir / "model.onnx"))
+    prop = next(p for p in model.metadata_props if p.key == MANIFEST_KEY)
+    manifest = json.loads(prop.value)
+    manifest["groups"][0]["exclusive"] = False       # "blonde hair" + "red hair" would then be allowed
+    prop.value = json.dumps(manifest)
+    onnx.save(model, str(tmp_path / "edited.onnx"))
+    with pytest.raises(ValueError, match="edited.onnx: the manifest's tag groups differ"):
+        OnnxGenerator(tmp_path / "edited.onnx")
 
 
 def test_generate_command_writes_pngs(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

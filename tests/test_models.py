@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -35,3 +37,21 @@ def test_config_overrides_and_json(tmp_path):
     assert (cfg.steps, cfg.model.g_blocks, cfg.model.resolution) == (7, 3, 64)
     with pytest.raises(ValueError, match="unknown config key"):
         load_config("tiny", ["model.nope=1"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"base": "cpu64",', "c.json: not valid JSON"),
+    ('{"base": "gpu512"}', "c.json: base 'gpu512' is not a preset (paper, cpu64, tiny)"),
+    ('{"bogus": 1}', "unknown config keys: bogus"),
+])
+def test_bad_config_file_is_one_line_naming_it(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        load_config(str(path))
+    assert "\n" not in str(info.value)
+
+
+def test_bad_override_value_names_the_override():
+    with pytest.raises(ValueError, match=r"override 'batch_size=many': invalid literal"):
+        load_config("tiny", ["batch_size=many"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from training import checkpoint as checkpoint_module
 from training import trainer as trainer_module
 from training.checkpoint import list_checkpoints, load_generator, step_of
 from training.config import load_config
@@ -67,6 +69,8 @@ def test_sigkill_mid_run_then_resume(tiny_packed, tmp_path):
     proc.wait()
     done = list_checkpoints(run)
     assert len(done) >= 2, "the run made no checkpoints before it was killed"
+    # Every folder with a checkpoint's name is complete: a half-written one may only sit under a .tmp name.
+    assert sorted((run / "checkpoints").glob("step_*")) == done
     for ckpt in done:                       # every checkpoint on disk is whole and loads
         load_generator(ckpt)
         torch.load(ckpt / "state.pt", weights_only=False)
@@ -79,8 +83,27 @@ def test_sigkill_mid_run_then_resume(tiny_packed, tmp_path):
     assert steps == sorted(set(steps)) and steps[-1] == last + 3
 
 
+def test_a_save_cut_short_leaves_no_checkpoint(tiny_packed, tmp_path, monkeypatch):
+    """A crash half-way through writing step 10 leaves step 5 as the newest checkpoint, and resume works."""
+    cfg = load_config("tiny", ["ckpt_every=5"])
+    run = tmp_path / "run"
+    train(cfg, tiny_packed, run, device="cpu", steps=5)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", crash)   # state.pt is written after the weights
+    with pytest.raises(OSError, match="disk full"):
+        train(cfg, tiny_packed, run, device="cpu", steps=10, resume=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".step_0000010.tmp", "step_0000005"]
+    train(cfg, tiny_packed, run, device="cpu", steps=10, resume=True)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000005", "step_0000010"]
+
+
 def test_nan_loss_stops_and_rolls_back(tiny_packed, tmp_path, monkeypatch):
-    cfg = load_config("tiny", ["ckpt_every=5", "log_every=5"])
+    # Grids every 3 steps, logs every 5: the NaN of step 8 must stop the run before step 9's grid.
+    cfg = load_config("tiny", ["ckpt_every=5", "log_every=5", "sample_every=3"])
     trainer = Trainer(cfg, tiny_packed, tmp_path / "run", device="cpu")
     real_adv_loss = trainer_module.adv_loss
 
@@ -92,6 +115,8 @@ def test_nan_loss_stops_and_rolls_back(tiny_packed, tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 8 .*rolled back to .*step_0000005"):
         trainer.fit(20)
     assert [step_of(p) for p in list_checkpoints(tmp_path / "run")] == [5]
+    assert sorted(p.name for p in (tmp_path / "run/samples").iterdir()) == ["step_0000003.png", "step_0000006.png"]
+    assert all(m["step"] <= 5 for m in metrics(tmp_path / "run"))
     saved = load_file(str(tmp_path / "run/checkpoints/step_0000005/G.safetensors"))
     assert all(torch.equal(saved[k], v) for k, v in trainer.G.state_dict().items())
 
@@ -108,3 +133,16 @@ def test_two_process_gloo_ddp_keeps_ranks_identical(tiny_packed, tmp_path):
     assert digests[0]["weights"] == digests[1]["weights"]
     assert digests[0]["first_batch"] != digests[1]["first_batch"]     # each rank saw its own data
     assert digests[0]["weights"] != digests[0]["initial"]              # and they did learn
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_nan_on_one_rank_stops_every_rank(tiny_packed, tmp_path):
+    """Both ranks stop at the same check with the same rollback: neither is left waiting for the other."""
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(ROOT / "tests" / "ddp_worker.py"), str(tiny_packed), str(tmp_path), "nan"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        ended = (tmp_path / f"rank{rank}.txt").read_text()
+        assert re.match(r"non-finite loss at step 5 .*rolled back to .*step_0000003", ended), (rank, ended)

@@ -25,6 +25,7 @@ def test_parse_refuses_unknown_and_two_colours_of_one_group():
         vocab.parse("rainbow hair")
     with pytest.raises(TagError, match="exclusive group 'hair colour'"):
         vocab.parse(["silver hair", "red hair"])
+    assert vocab.parse("blonde hair, blond hair") == ["blonde hair"]    # one tag in two spellings
     subset = Vocabulary(["red hair", "blue eyes"])
     with pytest.raises(TagError, match="valid tags: red hair, blue eyes"):
         subset.parse("smile")

@@ -49,8 +49,9 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
     root = checkpoint_dir(Path(run_dir))
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
+    for leftover in root.glob(f".{PREFIX}*.tmp"):     # from a save that a crash cut short
+        shutil.rmtree(leftover, ignore_errors=True)
     tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     for name, module in modules.items():
         save_file(_contiguous(module), str(tmp / f"{name}.safetensors"))

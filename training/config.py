@@ -85,7 +85,10 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
         target, name = (cfg.model, key[6:]) if key.startswith("model.") else (cfg, key)
         if name not in {f.name for f in fields(target)} or name == "model":
             raise ValueError(f"unknown config key {key!r}")
-        new = replace(target, **{name: _coerce(value, getattr(target, name))})
+        try:
+            new = replace(target, **{name: _coerce(value, getattr(target, name))})
+        except ValueError as exc:
+            raise ValueError(f"override {item!r}: {exc}") from None
         cfg = replace(cfg, model=new) if target is cfg.model else new
     return cfg
 
@@ -98,7 +101,12 @@ def load_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
         path = Path(spec)
         if not path.is_file():
             raise ValueError(f"config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        if data.get("base", "paper") not in PRESETS:
+            raise ValueError(f"{path}: base {data['base']!r} is not a preset ({', '.join(PRESETS)})")
         base = PRESETS[data.get("base", "paper")].to_json()
         model = {**base["model"], **data.pop("model", {})}
         cfg = TrainConfig.from_json({**base, **data, "model": model})

@@ -52,7 +52,9 @@ class Trainer:
             dist.init_process_group(backend)
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
         if device is None:
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda":   # under torchrun each process takes its own GPU, not all of them GPU 0
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -231,8 +233,11 @@ class Trainer:
                 evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
                 # An evaluated step is saved too, so that best.json can name it.
                 at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total or evaluating
+                at_sample = self.step % cfg.sample_every == 0 or self.step == total
+                if self.step % cfg.log_every == 0 or at_ckpt or at_sample:
+                    # Before anything is written: a NaN must never reach a log line, a grid or a checkpoint.
+                    self._check_finite(first_bad, losses)
                 if self.step % cfg.log_every == 0 or at_ckpt:
-                    self._check_finite(int(first_bad), losses)
                     elapsed = time.perf_counter() - window_start
                     record = {k: float(v) / window_steps for k, v in sums.items()}
                     record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed)
@@ -242,7 +247,7 @@ class Trainer:
                         with open(self.run_dir / "metrics.jsonl", "a") as f:
                             f.write(json.dumps(record) + "\n")
                     sums, window_start, window_steps = {}, time.perf_counter(), 0
-                if self.rank == 0 and (self.step % cfg.sample_every == 0 or self.step == total):
+                if self.rank == 0 and at_sample:
                     with torch.no_grad():
                         images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
                     save_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", rows)
@@ -271,12 +276,23 @@ class Trainer:
     def _mark_if_best(self, checkpoint: Path, score: float) -> None:
         """Name the checkpoint in best.json when its score (KID, lower is better) beats the one there."""
         best = self.run_dir / "best.json"
-        if best.is_file() and json.loads(best.read_text())["score"] <= score:
+        if not np.isfinite(score) or (best.is_file() and json.loads(best.read_text())["score"] <= score):
             return
         _atomic_write(best, json.dumps({"checkpoint": checkpoint.name, "step": self.step, "score": score,
                                         "metric": "kid"}, indent=2))
 
-    def _check_finite(self, first_bad: int, losses: dict[str, torch.Tensor]) -> None:
+    def _check_finite(self, first_bad: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """Roll back and stop if any rank saw a non-finite loss since the last check.
+
+        All ranks decide together (the step flag is all-reduced): a rank that stopped alone would leave
+        the others waiting for it in their next collective.
+        """
+        if self.distributed:
+            none = torch.iinfo(torch.int64).max
+            earliest = torch.where(first_bad < 0, none, first_bad)
+            dist.all_reduce(earliest, op=dist.ReduceOp.MIN)
+            first_bad = torch.where(earliest == none, -1, earliest)
+        first_bad = int(first_bad)
         if first_bad < 0:
             return
         found = list_checkpoints(self.run_dir)

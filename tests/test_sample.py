@@ -1,0 +1,43 @@
+"""`kyara sample`: a grid of faces from a checkpoint, and one-line errors for tags it cannot draw."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_tiny_packed
+from kyara.cli import main
+from training.config import load_config
+from training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("sample")
+    train(load_config("tiny"), make_tiny_packed(tmp / "packed"), tmp / "run", device="cpu", steps=10)
+    return tmp / "run"
+
+
+def test_sample_writes_a_grid_that_follows_the_seed(run_dir: Path, tmp_path: Path) -> None:
+    paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    for path, seed in zip(paths, (7, 7, 8)):
+        assert main(["sample", str(run_dir), "--tags", "red hair", "-n", "6", "--seed", str(seed),
+                     "-o", str(path)]) == 0
+    a, b, c = (np.asarray(Image.open(p)) for p in paths)
+    assert a.shape == (2 * 32, 3 * 32, 3)          # 6 faces of 32 px: 2 rows of 3
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("tags, message", [
+    ("rainbow hair", "unknown tag 'rainbow hair'; valid tags: blue hair, red hair, brown eyes, green eyes"),
+    ("silver hair", "unknown tag 'silver hair'"),      # a paper tag this model was not trained on
+    ("red hair, blue hair", "'red hair' and 'blue hair' are both in the exclusive group 'hair colour'"),
+])
+def test_sample_refuses_tags_in_one_line(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         tags: str, message: str) -> None:
+    assert main(["sample", str(run_dir), "--tags", tags, "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kyara sample: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
