@@ -1,5 +1,9 @@
-"""A test picture with an anime face at a known place, drawn here so that no artwork ships with the tests."""
+"""Test pictures made here, so that no artwork ships with the tests: an anime face at a known place, a grey
+gradient, and a decompression bomb's header."""
 from __future__ import annotations
+
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -36,3 +40,16 @@ def canvas_with(face: np.ndarray, background=(200, 220, 240)) -> np.ndarray:
     canvas = np.full((*CANVAS, 3), background, np.uint8)
     canvas[AT[1]:AT[1] + len(face), AT[0]:AT[0] + len(face)] = face
     return canvas
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height but holds almost no data: a decompression bomb's header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def gradient(size: int = 64) -> np.ndarray:
+    """8-bit greys 0..255 across the picture."""
+    return np.tile(np.linspace(0, 255, size).round().astype(np.uint8), (size, 1))

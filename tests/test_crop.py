@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import tarfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from faces import AT, CANVAS, canvas_with, draw_face
-from training.crop import CROPS, DONE, CropFolder, crop_box, crop_folder, detect_faces, load_rgb, phash
+from faces import AT, CANVAS, canvas_with, draw_face, png_header_only
+from training.crop import CROPS, DONE, CropFolder, crop_box, crop_folder, detect_faces, phash
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -111,14 +109,6 @@ def test_mirrored_crop_is_a_duplicate(tmp_path):
     assert folder.add(result("c.png", noise), "png") == (1, 0)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims width x height but holds almost no data: a decompression bomb's header."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
 def test_bad_files_are_skipped_one_by_one(tmp_path, capsys):
     pictures, out = tmp_path / "in", tmp_path / "out"
     pictures.mkdir()
@@ -128,7 +118,7 @@ def test_bad_files_are_skipped_one_by_one(tmp_path, capsys):
     (pictures / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
     (pictures / "empty.png").write_bytes(b"")
     (pictures / "text.jpg").write_text("not an image")
-    (pictures / "bomb.png").write_bytes(_png_header_only(20000, 20000))
+    (pictures / "bomb.png").write_bytes(png_header_only(20000, 20000))
     Image.fromarray(face).convert("CMYK").save(pictures / "cmyk.jpg")
     Image.fromarray((np.asarray(Image.fromarray(face).convert("L")).astype(np.uint16) * 257)).save(
         pictures / "grey16.png")
@@ -136,26 +126,70 @@ def test_bad_files_are_skipped_one_by_one(tmp_path, capsys):
                                                                             transparency=0)
     Image.fromarray(face).convert("L").save(pictures / "grey.png")
     Image.fromarray(face).convert("RGBA").save(pictures / "alpha.png")
+    Image.new("RGB", (1, 4000), "white").save(pictures / "thin.png")       # would shrink to 0 px for the detector
 
     counts = crop_folder(pictures, out, workers=1)
     err = capsys.readouterr().err
     skipped = {json.loads(line)["source"] for line in (out / DONE).read_text().splitlines()
                if "error" in json.loads(line)}
-    assert skipped == {"truncated.jpg", "empty.png", "text.jpg", "bomb.png"}
+    assert skipped == {"truncated.jpg", "empty.png", "text.jpg", "bomb.png", "thin.png"}
     assert "skipping bomb.png: DecompressionBombError" in err
+    assert "skipping thin.png: ValueError: 1x4000 px is too small for the face detector" in err
     for name in skipped:
         assert f"skipping {name}: " in err
-    assert counts["skipped"] == 4 and counts["processed"] == 9
-    assert "9 pictures processed" in err
+    assert counts["skipped"] == 5 and counts["processed"] == 10
+    assert "10 pictures processed" in err
     # The five convertible pictures all decode to RGB; they are the same face, so one crop is kept.
     assert counts["faces"] >= 4 and counts["crops"] == 1
+    # A re-run does not stumble on them again.
+    assert crop_folder(pictures, out, workers=1)["already_done"] == 10
 
 
-def test_load_rgb_scales_16_bit_and_lays_alpha_on_white(tmp_path):
-    Image.fromarray(np.full((8, 8), 65535, np.uint16)).save(tmp_path / "white16.png")
-    assert load_rgb(tmp_path / "white16.png").min() == 255
-    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "clear.png")
-    assert load_rgb(tmp_path / "clear.png").min() == 255
+def test_thin_picture_is_refused_by_the_detector_not_opencv():
+    with pytest.raises(ValueError, match="too small for the face detector"):
+        detect_faces(np.full((40, 100000, 3), 255, np.uint8))      # 40 px high, shrunk to 1536 px long: 1 px
+
+
+def pink_haired(face: np.ndarray) -> np.ndarray:
+    """The same drawing with other hair: a different face to the duplicate filter, still found by the cascade."""
+    face = face.copy()
+    face[(face == (90, 60, 40)).all(-1)] = (230, 120, 170)
+    return face
+
+
+@pytest.mark.parametrize("first, second", [("x.png", "x.jpg"), ("a/b.png", "a__b.png")])
+def test_sources_with_equal_stems_keep_their_own_crops(tmp_path, first, second):
+    pictures, out = tmp_path / "in", tmp_path / "out"
+    (pictures / "a").mkdir(parents=True)
+    Image.fromarray(canvas_with(draw_face(130))).save(pictures / first)
+    Image.fromarray(canvas_with(pink_haired(draw_face(130)))).save(pictures / second, quality=95)
+
+    assert crop_folder(pictures, out, workers=1)["crops"] == 2
+    records = [json.loads(line) for line in (out / CROPS).read_text().splitlines()]
+    assert sorted(r["source"] for r in records) == sorted([first, second])
+    names = [r["crop"] for r in records]
+    assert len(set(names)) == 2 and all((out / name).is_file() for name in names)
+    crops = {r["source"]: np.asarray(Image.open(out / r["crop"]), dtype=np.int16) for r in records}
+    assert np.abs(crops[first] - crops[second]).max() > 50                   # each file holds its own face
+
+
+@pytest.mark.parametrize("cut", [1, 10], ids=["newline", "mid-record"])
+def test_torn_done_line_is_repaired(tmp_path, cut):
+    pictures, out = tmp_path / "in", tmp_path / "out"
+    pictures.mkdir()
+    Image.fromarray(canvas_with(draw_face(130))).save(pictures / "a.png")
+    Image.fromarray(canvas_with(pink_haired(draw_face(130)))).save(pictures / "b.png")
+    crop_folder(pictures, out, workers=1)
+    done = (out / DONE).read_text()
+    (out / DONE).write_text(done[:-cut])                                    # killed while writing b's record
+    Image.fromarray(np.full((*CANVAS, 3), 128, np.uint8)).save(pictures / "c.png")
+
+    crop_folder(pictures, out, workers=1)
+    records = [json.loads(line) for line in (out / DONE).read_text().splitlines()]
+    assert sorted(r["source"] for r in records) == ["a.png", "b.png", "c.png"]
+    assert crop_folder(pictures, out, workers=1)["processed"] == 0
+    crop_records = [json.loads(line) for line in (out / CROPS).read_text().splitlines()]
+    assert sorted(r["source"] for r in crop_records) == ["a.png", "b.png"]
 
 
 @pytest.mark.shared_data

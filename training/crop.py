@@ -1,37 +1,41 @@
 """`kyara crop`: find anime faces in pictures and cut square, training-ready crops around them.
 
-Per picture: decode defensively (`load_rgb`), detect faces with nagadomi's LBP cascade (`detect_faces`),
-enlarge each box (1.5x by default: the face plus hair) about its centre, drop faces that are too small,
-resize to the target resolution. Across pictures: drop near-duplicate crops (a perceptual
-hash, mirror images included, since mirrored copies are common in scraped art).
+Per picture: decode defensively (`training.images.load_rgb`, shared with tag and pack), detect faces with
+nagadomi's LBP cascade (`detect_faces`), enlarge each box (1.5x by default: the face plus hair) about its
+centre, drop faces that are too small, resize to the target resolution. Across pictures: drop near-duplicate
+crops (a perceptual hash, mirror images included, since mirrored copies are common in scraped art).
 
 Output folder:
-    <source>_<i>.png        the crops (or .jpg), each written to a temporary name and renamed
+    <stem>_<hash>_<i>.png   the crops (or .jpg), each written to a temporary name and renamed; <stem> is the
+                            source path without its extension, <hash> tells apart sources with equal stems
+                            (x.png and x.jpg, a/b.png and a__b.png)
     crops.jsonl             one record per crop: crop, source, box, crop_box, neighbours, phash
     done.jsonl              one record per finished source: faces found, crops kept, or why it was skipped
 
 A source is only marked done after its crops and their records are on disk, so an interrupted run loses
-nothing and a re-run continues with the sources not yet done.
+nothing and a re-run continues with the sources not yet done. A picture that cannot be read or searched is
+marked done with the reason, so a re-run does not stumble on it again.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import sys
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
+from training.images import IMAGE_SUFFIXES, load_rgb, skip_reason
+
 CASCADE = Path(__file__).parent / "cascade" / "lbpcascade_animeface.xml"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CROPS, DONE = "crops.jsonl", "done.jsonl"
 ENLARGE = 1.5
 DETECT_MAX_SIDE = 1536  # larger pictures are detected on a downscaled copy; crops still come from full size
@@ -40,42 +44,28 @@ DUPLICATE_BITS = 6      # perceptual hashes this close (of 64 bits) are the same
 _cascade: cv2.CascadeClassifier | None = None
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode a picture to uint8 RGB (H x W x 3), or raise with a one-line reason.
-
-    Converted rather than refused: CMYK, 16-bit, greyscale, palette; transparency is laid on white (the usual
-    background of character art). Refused: unreadable or truncated files, and pictures above PIL's
-    MAX_IMAGE_PIXELS (decompression bombs; PIL's warning below twice that limit is treated as an error too).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pixels = np.asarray(im, dtype=np.uint32)
-        im = Image.fromarray((pixels >> 8 if pixels.max() > 255 else pixels).astype(np.uint8), "L")
-    if im.mode in ("P", "PA", "LA", "RGBA", "La", "RGBa") or "transparency" in im.info:
-        rgba = im.convert("RGBA")
-        im = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
 def detect_faces(rgb: np.ndarray, min_size: int = 24) -> list[tuple[int, int, int, int, int]]:
     """Anime faces in an RGB picture as (x, y, w, h, neighbours); more neighbours = a surer detection.
 
     Upstream's recipe: equalised greyscale, scaleFactor 1.1, minNeighbors 5, minSize 24. Large pictures are
-    searched at most DETECT_MAX_SIDE pixels wide and the boxes scaled back.
+    searched at most DETECT_MAX_SIDE pixels long and the boxes scaled back. A picture narrower than `min_size`
+    once searched (a 1 x 4000 strip, say) cannot hold a face: ValueError, rather than OpenCV's error on an
+    empty image.
     """
     global _cascade
     if _cascade is None:
         _cascade = cv2.CascadeClassifier(str(CASCADE))
         if _cascade.empty():
             raise FileNotFoundError(f"{CASCADE}: could not load the face cascade")
+    height, width = rgb.shape[:2]
+    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    searched = (round(width * scale), round(height * scale))
+    if min(searched) < min_size:
+        raise ValueError(f"{width}x{height} px is too small for the face detector (searched at most "
+                         f"{DETECT_MAX_SIDE} px long, it needs {min_size} px across)")
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    scale = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
     if scale < 1.0:
-        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(grey, searched, interpolation=cv2.INTER_AREA)
     grey = cv2.equalizeHist(grey)
     boxes, neighbours = _cascade.detectMultiScale2(grey, scaleFactor=1.1, minNeighbors=5,
                                                    minSize=(min_size, min_size))
@@ -136,11 +126,20 @@ class Job:
 
 
 def process(job: Job) -> dict:
-    """Detect and cut the faces of one picture. Returns {source, error} or {source, faces, crops: [...]}."""
+    """Detect and cut the faces of one picture. Returns {source, error} or {source, faces, crops: [...]}.
+
+    Any failure of one picture (a broken file, a strip too thin to search, an OpenCV error) becomes its
+    error record: one odd picture must not end the run, nor every re-run after it.
+    """
     try:
-        rgb = load_rgb(job.path)
-    except Exception as exc:  # PIL and the OS raise many types for broken files; the reason is what matters
-        return {"source": job.source, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+        return {"source": job.source, **_cut_faces(job)}
+    except Exception as exc:  # whatever the type, the reason is what the user needs
+        return {"source": job.source, "error": skip_reason(exc)}
+
+
+def _cut_faces(job: Job) -> dict:
+    """The faces found in one picture and the encoded crops of those large enough; raises on a bad picture."""
+    rgb = load_rgb(job.path)
     faces = detect_faces(rgb)
     crops = []
     for x, y, w, h, n in faces:
@@ -152,19 +151,48 @@ def process(job: Job) -> dict:
         crops.append({"box": [x, y, w, h], "crop_box": [x0, y0, side, side], "neighbours": n,
                       "phash": phash(crop), "mirror_phash": phash(crop[:, ::-1]),
                       "data": _encode(crop, job.fmt)})
-    return {"source": job.source, "faces": len(faces), "crops": crops}
+    return {"faces": len(faces), "crops": crops}
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSON-lines file; a torn last line (from a kill mid-write) is ignored."""
-    records = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return records
+def _read_jsonl(path: Path) -> tuple[list[dict], bool]:
+    """The records of a JSON-lines file, and whether it is intact.
+
+    Not intact: a line that is not JSON or a missing final newline, which a kill mid-append leaves behind.
+    """
+    if not path.is_file():
+        return [], True
+    text = path.read_text(encoding="utf-8")
+    lines, records = text.splitlines(), []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records, not text or (len(records) == len(lines) and text.endswith("\n"))
+
+
+def _repair_jsonl(path: Path, keep: Callable[[dict], bool] = lambda record: True) -> list[dict]:
+    """The records `keep` accepts; the file is rewritten with just those if it held anything else.
+
+    Left in place, a torn last line would swallow the next record appended after it.
+    """
+    records, intact = _read_jsonl(path)
+    kept = [r for r in records if keep(r)]
+    if not intact or len(kept) != len(records):
+        _atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    return kept
+
+
+def finished_crops(folder: str | Path) -> list[str] | None:
+    """Crop file names of the pictures `kyara crop` finished in `folder`; None if it is no crop folder.
+
+    Crops of a picture whose run was interrupted are left out: the next crop run writes them again.
+    """
+    folder = Path(folder)
+    if not (folder / CROPS).is_file():
+        return None
+    done = {r["source"] for r in _read_jsonl(folder / DONE)[0]}
+    return [r["crop"] for r in _read_jsonl(folder / CROPS)[0] if r["source"] in done]
 
 
 class CropFolder:
@@ -173,12 +201,9 @@ class CropFolder:
     def __init__(self, out_dir: Path):
         self.out = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.done = {r["source"] for r in _read_jsonl(out_dir / DONE)}
+        self.done = {r["source"] for r in _repair_jsonl(out_dir / DONE)}
         # Crop records of a source that never finished are dropped; its crops will be written again.
-        lines = (out_dir / CROPS).read_text(encoding="utf-8").splitlines() if (out_dir / CROPS).is_file() else []
-        records = [r for r in _read_jsonl(out_dir / CROPS) if r["source"] in self.done]
-        if len(records) != len(lines):
-            _atomic_write(out_dir / CROPS, "".join(json.dumps(r) + "\n" for r in records).encode())
+        records = _repair_jsonl(out_dir / CROPS, keep=lambda r: r["source"] in self.done)
         self.hashes = np.array([int(r["phash"], 16) for r in records], dtype=np.uint64)
 
     def is_duplicate(self, crop: dict) -> bool:
@@ -192,7 +217,7 @@ class CropFolder:
 
     def add(self, result: dict, fmt: str) -> tuple[int, int]:
         """Write one source's new crops, their records, then its done-record. Returns (kept, duplicates)."""
-        stem = result["source"].rsplit(".", 1)[0].replace("/", "__")
+        stem = crop_stem(result["source"])
         lines, kept, dupes = [], 0, 0
         for i, crop in enumerate(result.get("crops", [])):
             if self.is_duplicate(crop):
@@ -212,6 +237,16 @@ class CropFolder:
         _append(self.out / DONE, [done])
         self.done.add(result["source"])
         return kept, dupes
+
+
+def crop_stem(source: str) -> str:
+    """Readable and unique per source: the path without its extension, plus a short hash of the whole path.
+
+    The stem alone is shared by x.png and x.jpg (and by a/b.png and a__b.png), whose crops would overwrite
+    each other.
+    """
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
+    return f"{source.rsplit('.', 1)[0].replace('/', '__')}_{digest}"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

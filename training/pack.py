@@ -5,7 +5,6 @@ MLDS layout of `../shared/data` (its tag CSV is the first member, images named `
 """
 from __future__ import annotations
 
-import io
 import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
@@ -18,23 +17,19 @@ from tqdm import tqdm
 
 from tagger.tagfile import open_text, read_tag_file, read_tag_rows
 from tagger.vocab import Vocabulary, canonical
+from training.images import load_rgb, skip_reason
 from training.packed import face_groups, split_by_group, write_packed
 
 THUMB = 16
 
 
-def _decode(args: tuple[str, bytes, int]) -> tuple[str, np.ndarray | None, str]:
-    """Decode one image to RGB at `resolution`; returns (name, pixels or None, reason)."""
-    name, data, resolution = args
+def _decode(args: tuple[str, bytes | Path, int]) -> tuple[str, np.ndarray | None, str]:
+    """Decode one image (its bytes, or its path) to RGB at `resolution`; returns (name, pixels or None, reason)."""
+    name, source, resolution = args
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except Exception as exc:  # PIL raises many types for broken files; the reason is what matters
-        return name, None, f"{type(exc).__name__}: {exc}"
-    if rgb.size != (resolution, resolution):
-        rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    return name, np.asarray(rgb, dtype=np.uint8), ""
+        return name, load_rgb(source, resolution), ""
+    except Exception as exc:  # whatever the type, the reason is what the user needs
+        return name, None, skip_reason(exc)
 
 
 def _tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
@@ -51,36 +46,39 @@ def _tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, by
     return tags, items()
 
 
-def _folder_items(folder: Path, tag_file: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
+def _folder_items(folder: Path, tag_file: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, Path]]]:
+    """The tag file's rows and their paths: the workers read the files, so a missing one says `not found`."""
     tags = read_tag_file(tag_file)
-
-    def items() -> Iterator[tuple[str, bytes]]:
-        for name in tags:
-            path = folder / name
-            yield name, path.read_bytes() if path.is_file() else b""
-    return tags, items()
+    return tags, ((name, folder / name) for name in tags)
 
 
-def labels_for(tag_lists: list[list[str]], vocab: Vocabulary) -> np.ndarray:
-    """int8 label matrix: 1 on, 0 off, -1 unknown.
+def labels_for(tag_lists: list[list[str]], vocab: Vocabulary) -> tuple[np.ndarray, int]:
+    """int8 label matrix (1 on, 0 off, -1 unknown), and how many images name two tags of one exclusive group.
 
-    An exclusive group (a colour) is known for an image only when the image names one of its tags; a
-    non-exclusive group counts as labelled (absent = off) for every image.
+    An exclusive group (a colour) is known for an image only when the image names exactly one of its tags:
+    none says nothing, two contradict each other, so training must not believe either. A non-exclusive group
+    counts as labelled (absent = off) for every image.
     """
-    labels = np.zeros((len(tag_lists), len(vocab)), dtype=np.int8)
+    present = np.zeros((len(tag_lists), len(vocab)), dtype=bool)
     for row, tags in enumerate(tag_lists):
-        present = {t for t in tags if t in vocab.tags}
-        for group in vocab.groups:
-            cols = [vocab.index(t) for t in group.tags]
-            if group.exclusive and not present & set(group.tags):
-                labels[row, cols] = -1
-            else:
-                labels[row, cols] = [1 if t in present else 0 for t in group.tags]
-    return labels
+        present[row, [vocab.index(t) for t in set(tags) if t in vocab.tags]] = True
+    labels = present.astype(np.int8)
+    conflicting = np.zeros(len(tag_lists), dtype=bool)
+    for group in vocab.exclusive_groups:
+        cols = [vocab.index(t) for t in group.tags]
+        named = present[:, cols].sum(1)
+        labels[np.ix_(named != 1, cols)] = -1
+        conflicting |= named > 1
+    return labels, int(conflicting.sum())
 
 
 def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file: str | Path | None = None,
          val_fraction: float = 0.1, seed: int = 0, workers: int = 2) -> Path:
+    """Pack a crop folder (with its tag file) or an MLDS tar into `out_dir`; returns `out_dir`.
+
+    Unreadable images are skipped with one line each. Mirror twins and duplicates form one face group, and
+    the validation split takes whole groups, so no face is on both sides of it.
+    """
     source = Path(source)
     if source.is_file() and tarfile.is_tarfile(source):
         tags, items = _tar_items(source)
@@ -101,7 +99,7 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
         for name, pixels, reason in tqdm(pool.map(_decode, jobs, chunksize=256), total=len(tags),
                                          desc="pack", unit="img"):
             if pixels is None:
-                print(f"kyara pack: skipping {name}: {reason}", file=sys.stderr)
+                tqdm.write(f"kyara pack: skipping {name}: {reason}", file=sys.stderr)
                 skipped += 1
                 continue
             names.append(name)
@@ -109,7 +107,10 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     if not images:
         raise ValueError(f"{source}: no tagged image could be read")
     images_arr = np.stack(images)
-    labels = labels_for([tags[n] for n in names], vocab)
+    labels, conflicting = labels_for([tags[n] for n in names], vocab)
+    if conflicting:
+        print(f"kyara pack: {conflicting} images name two tags of one exclusive group (e.g. two hair colours); "
+              f"that group is stored as unknown for them", file=sys.stderr)
 
     thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((THUMB, THUMB), Image.Resampling.BOX))
                        for im in images_arr])
