@@ -2,7 +2,7 @@
 
 One step:
   1. draw noise and labels, G makes a batch of fakes;
-  2. D sees [real, fake, perturbed real] in one forward (one DDP forward per step); its loss adds the
+  2. D sees [real, fake] in one DDP forward and the perturbed reals in a plain forward; its loss adds the
      tag loss on real images and the DRAGAN penalty on the perturbed ones;
   3. G is scored by the updated D (called without its DDP wrapper so D's gradients are neither computed
      nor all-reduced) and steps;
@@ -177,8 +177,12 @@ class Trainer:
             fake = self.G_train(noise, fake_labels)
         x_hat = dragan_perturb(real, self.dev_gen)
         with autocast:
-            adv, tags = self.D_train(torch.cat([real, fake.detach().to(real.dtype), x_hat]))
-            adv_real, adv_fake, adv_hat = adv.split(b)
+            adv, tags = self.D_train(torch.cat([real, fake.detach().to(real.dtype)]))
+            adv_real, adv_fake = adv.split(b)
+            # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in the
+            # one backward below (so DDP all-reduces it), and the penalty's double backward spans only this
+            # batch, not real and fake too.
+            adv_hat, _ = self.D(x_hat)
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
             loss_d_tag = tag_loss(tags[:b], real_labels)
         gp = gradient_penalty(adv_hat, x_hat)
