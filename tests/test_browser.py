@@ -6,6 +6,7 @@ The tests also write docs/screenshot.png.
 """
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -73,6 +74,11 @@ def open_page(page, url: str, hash: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
+def int8_file(manifest, fp32_file) -> str:
+    return next(v["file"] for v in manifest["variants"] if v["file"] != fp32_file)
+
+
+@pytest.fixture(scope="module")
 def fast(fp32_file) -> str:
     """A hash for a small first batch on the fp32 model (in WebAssembly it loads and runs faster than int8)."""
     return f"#n=2&m={fp32_file}"
@@ -96,6 +102,26 @@ def generate_by_click(page) -> None:
 
 def results(page) -> list[dict]:
     return page.evaluate("window.kyara.results()")
+
+
+def idle(page) -> None:
+    """Wait until the page has no job queued or running."""
+    page.evaluate("window.kyara.idle()")
+
+
+def results_of_link(browser, link: str) -> list[dict]:
+    """The faces a fresh visitor sees when opening `link`."""
+    other = browser.new_context().new_page()
+    try:
+        open_page(other, link)
+        return results(other)
+    finally:
+        other.context.close()
+
+
+def control_states(page) -> dict:
+    return page.evaluate("""() => Object.fromEntries(['generate', 'variant', 'interpolate']
+        .map((id) => [id, document.getElementById(id).disabled]))""")
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +185,34 @@ def test_share_link_reproduces_the_images(page, browser, server, manifest, fast)
     choose_tags(page, manifest)
     generate_by_click(page)
     link, faces = page.url, results(page)
-
-    other = browser.new_context().new_page()
-    try:
-        open_page(other, link)
-        again = results(other)
-    finally:
-        other.context.close()
+    again = results_of_link(browser, link)
     assert [f["pixels"] for f in again] == [f["pixels"] for f in faces]
     assert [f["labels"] for f in again] == [f["labels"] for f in faces]
+
+
+def test_share_link_keeps_the_batch_on_screen_after_locking_a_face(page, browser, server, manifest, fast):
+    """Locking a face and changing tags only affect the next batch: the link still redraws the screen."""
+    open_page(page, server, fast)
+    page.get_by_label("Batch size").fill("3")
+    generate_by_click(page)
+    on_screen = results(page)
+    assert len({tuple(f["noise"]) for f in on_screen}) == 3         # three different faces
+    choose_tags(page, manifest, avoid=on_screen[2]["labels"])       # tags changed after Generate
+    page.get_by_role("button", name="Face 3:").click()              # lock face 3 for the next batch
+    assert page.locator("#lock-note").is_visible()
+    link = page.locator("#share-link").input_value()
+    assert link == page.url and "lock=" not in link and "on=" not in link
+
+    again = results_of_link(browser, link)
+    assert [f["pixels"] for f in again] == [f["pixels"] for f in on_screen]
+    assert [f["labels"] for f in again] == [f["labels"] for f in on_screen]
+
+    # The lock and the tags do apply to the next batch, and its link redraws that one.
+    generate_by_click(page)
+    locked = results(page)
+    assert all(f["noise"] == on_screen[2]["noise"] for f in locked)
+    assert "lock=" in page.url
+    assert [f["pixels"] for f in results_of_link(browser, page.url)] == [f["pixels"] for f in locked]
 
 
 def test_fixed_noise_keeps_the_face_while_tags_change(page, server, manifest, fast):
@@ -191,22 +236,39 @@ def test_fixed_noise_keeps_the_face_while_tags_change(page, server, manifest, fa
 
 
 def test_isolated_with_threads_interpolates_downloads_and_screenshot(page, server, manifest, fp32_file):
+    from PIL import Image
+
     info = open_page(page, server, f"#n=8&m={fp32_file}")
     assert info["crossOriginIsolated"] is True
     assert info["backend"] == "WebGPU" or info["threads"] > 1
     assert page.evaluate("self.crossOriginIsolated") is True
+    faces = results(page)
+    R = manifest["resolution"]
 
     page.get_by_role("button", name="Face 1:").click()
     page.get_by_role("button", name="Use as A").click()
     page.get_by_role("button", name="Face 2:").click()
     page.get_by_role("button", name="Use as B").click()
+    page.get_by_label("Steps").fill("8")
     page.get_by_role("button", name="Interpolate").click()
     page.locator("#strip .tile").nth(7).wait_for()
+    idle(page)
+    frames = page.evaluate("""() => [...document.querySelectorAll('#strip canvas')].map((canvas) =>
+        Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data))""")
+    assert len(frames) == 8
+    assert frames[0] == faces[0]["pixels"] and frames[-1] == faces[1]["pixels"]   # the ends are A and B
+    assert frames[3] != faces[0]["pixels"] and frames[3] != faces[1]["pixels"]
 
+    page.get_by_label("PNG size").select_option("8")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download PNG").click()
     png = Path(download.value.path()).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    assert image.shape == (8 * R, 8 * R, 4)
+    # Nearest neighbour: every face pixel (face B, selected last) became a crisp 8x8 square.
+    face = np.array(faces[1]["pixels"], np.uint8).reshape(R, R, 4)
+    assert np.array_equal(image, face.repeat(8, axis=0).repeat(8, axis=1))
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -217,20 +279,113 @@ def test_isolated_with_threads_interpolates_downloads_and_screenshot(page, serve
     assert page.evaluate("window.kyara.info.model") == other
 
 
-def test_missing_model_file_shows_an_error(browser, tmp_path):
+def test_missing_model_file_shows_an_error(browser, manifest, tmp_path):
     from webapp import create_app
     from webapp.background import serve_in_background
     shutil.copy(MODEL_DIR / "manifest.json", tmp_path)          # the manifest, but no ONNX file
     with serve_in_background(create_app(tmp_path)) as url:
         page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
         try:
             page.goto(url)
+            # The load attempt is over: ready rejected with the message the page shows.
+            message = page.evaluate("window.kyara.ready.then(() => null, (err) => err.message)")
+            assert message and manifest["file"] in message and "404" in message
             error = page.get_by_role("alert")
-            error.wait_for()
-            assert "model" in error.text_content() and "404" in error.text_content()
+            assert error.is_visible() and error.text_content() == message
+            assert page.locator("#loading").is_hidden()
+            idle(page)
+            assert control_states(page) == {"generate": True, "variant": True, "interpolate": True}
+            # Noise mode and Generate (Enter in the seed box) without a model: nothing breaks.
+            noise = page.locator("fieldset.noise")
+            noise.locator("label").filter(has_text="Fixed").click()
+            noise.locator("label").filter(has_text="Random").click()
+            page.get_by_label("Seed").press("Enter")
+            page.wait_for_timeout(200)
+            assert not errors, errors
             assert page.get_by_role("button", name="Generate").is_disabled()
+            assert page.evaluate("window.kyara.results().length") == 0
         finally:
             page.close()
+
+
+def test_failed_model_switch_can_be_retried(page, server, fp32_file, int8_file, fast):
+    """Offline, switching model fails with a message and keeps the old model; online again, a retry
+    loads it and the message goes away."""
+    open_page(page, server, fast)
+    page.context.set_offline(True)
+    page.locator("#variant").select_option(int8_file)
+    error = page.get_by_role("alert")
+    error.wait_for()
+    assert int8_file in error.text_content()
+    idle(page)
+    assert page.evaluate("window.kyara.info.model") == fp32_file
+    assert page.locator("#variant").input_value() == fp32_file
+    assert control_states(page)["generate"] is False           # the old model still works
+    generate_by_click(page)
+    assert error.is_hidden()                                    # a successful batch clears the message
+
+    page.locator("#variant").select_option(int8_file)            # still offline: fails again
+    error.wait_for()
+    page.context.set_offline(False)
+    page.locator("#variant").select_option(int8_file)            # the retry
+    page.wait_for_function("(file) => location.hash.includes(`m=${file}`)", arg=int8_file)
+    idle(page)
+    assert page.evaluate("window.kyara.info.model") == int8_file
+    assert error.is_hidden()
+
+
+def test_one_job_at_a_time(page, server, manifest, fp32_file, int8_file, fast, python_pixels):
+    """While a job runs the controls are off; a model switch waits for the runs queued on the old model."""
+    open_page(page, server, fast)
+    R = manifest["resolution"]
+    out = page.evaluate("""async ([other, size]) => {
+        const $ = (id) => document.getElementById(id);
+        const z = Array.from({ length: 64 }, (_, i) => window.kyara.noise(7, i));
+        const y = z.map(() => window.kyara.info.tags.map(() => 0));
+        // Runs queued on the fp32 session, then a model switch from the menu while they are pending.
+        const runs = Array.from({ length: 4 }, () => window.kyara.generate(z, y));
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        $('variant').value = other;
+        $('variant').dispatchEvent(new Event('change'));
+        const during = Object.fromEntries(['generate', 'variant', 'interpolate'].map((id) => [id, $(id).disabled]));
+        const hashBefore = location.hash;
+        $('generate').click();                     // ignored: a job is running
+        const firsts = (await Promise.all(runs)).map((pixels) => Array.from(pixels.slice(0, size)));
+        await window.kyara.idle();
+        return { during, firsts, model: window.kyara.info.model, hashBefore, hash: location.hash };
+    }""", [int8_file, R * R * 4])
+    assert out["during"] == {"generate": True, "variant": True, "interpolate": True}
+    expected = python_pixels(np.array([page.evaluate("window.kyara.noise(7, 0)")], np.float32),
+                             np.zeros((1, len(manifest["tags"])), np.float32))
+    for pixels in out["firsts"]:                                 # all ran, on the fp32 model
+        assert np.abs(np.array(pixels).reshape(expected.shape) - expected.astype(int)).max() <= 2
+    assert out["model"] == int8_file and f"m={int8_file}" in out["hash"]
+    # Only the switch's batch was drawn (same seeds, new model), not a second batch from the click.
+    assert out["hash"].replace(int8_file, fp32_file) == out["hashBefore"]
+    assert control_states(page)["generate"] is False and control_states(page)["variant"] is False
+
+
+def test_pasted_link_switches_model_after_the_running_job(page, browser, server, fp32_file, int8_file, fast):
+    """A link pasted in the same tab (hashchange) while a batch runs is drawn next, on the link's model."""
+    open_page(page, server, fast)
+    link_hash = f"#s=123&t=456&n=3&m={int8_file}"
+    during = page.evaluate("""async (hash) => {
+        document.getElementById('generate').click();   // a batch is running when the link arrives
+        const changed = new Promise((resolve) => addEventListener('hashchange', resolve, { once: true }));
+        location.hash = hash;
+        await changed;
+        const disabled = document.getElementById('variant').disabled;
+        await window.kyara.idle();
+        return disabled;
+    }""", link_hash)
+    assert during is True
+    assert page.evaluate("window.kyara.info.model") == int8_file
+    faces = results(page)
+    assert [f["ref"] for f in faces] == ["123.0", "123.1", "123.2"]
+    assert page.evaluate("location.hash") == link_hash
+    assert [f["pixels"] for f in results_of_link(browser, server + link_hash)] == [f["pixels"] for f in faces]
 
 
 def test_works_offline_after_the_first_visit(page, server, manifest):
@@ -275,11 +430,37 @@ def test_new_model_version_replaces_the_cached_one(browser, manifest, tmp_path):
         try:
             def cached(version: str) -> bool:
                 return page.evaluate("(url) => caches.match(url).then(Boolean)", f"{url}model/{default}?v={version}")
+
+            def cached_manifest_sha() -> str:
+                return page.evaluate("(url) => caches.match(url).then((r) => r.json()).then((m) => m.sha256)",
+                                     f"{url}model/manifest.json")
+
+            def remember(urls: list[str]) -> dict:
+                """Ask the service worker to cache `urls`, as the page does; its answer when done."""
+                return page.evaluate("""(urls) => new Promise((resolve) => {
+                    const channel = new MessageChannel();
+                    channel.port1.onmessage = (event) => resolve(event.data);
+                    navigator.serviceWorker.controller.postMessage({ type: 'cache', urls }, [channel.port2]);
+                    setTimeout(() => resolve({ ok: null, error: 'no answer in 30 s' }), 30000);
+                })""", urls)
+
             open_page(page, url)
             wait_until(page, lambda: cached(sha))
             app.extensions["kyara"]["model"] = ServedModel.load(tmp_path)   # the server now has the new export
+
+            # Online, the page reads the new manifest; the connection drops before the new model is cached.
+            fresh = page.evaluate("fetch('model/manifest.json').then((r) => r.json()).then((m) => m.sha256)")
+            assert fresh == new_sha
+            context.set_offline(True)
+            new_files = [f"{url}model/manifest.json", f"{url}model/{default}?v={new_sha}"]
+            assert remember(new_files)["ok"] is False                 # cannot download: the old set stays
+            assert cached(sha) and not cached(new_sha) and cached_manifest_sha() == sha
+            page.reload()                                             # offline: the old model still works
+            assert page.evaluate("window.kyara.ready")["model"] == default and len(results(page)) > 0
+
+            context.set_offline(False)
             open_page(page, url)
-            wait_until(page, lambda: cached(new_sha))
-            assert not cached(sha)
+            wait_until(page, lambda: not cached(sha))                 # the old version goes last
+            assert cached(new_sha) and cached_manifest_sha() == new_sha
         finally:
             context.close()

@@ -11,7 +11,14 @@
 //                                  tag order (1 on, 0 off). Runs the same session as the page.
 //   window.kyara.results()         the faces on screen: [{ ref, noise, labels, pixels }] as plain arrays.
 //   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`.
-// Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state.
+//   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
+//                                  model switch, an interpolation, a pasted link) has finished.
+// Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
+// describes the batch on screen (seeds, batch size, tags, lock and model it was made with); a link pasted
+// into the address bar is drawn as the next job.
+//
+// The page runs one job at a time (a queue): the Generate button, the model menu and Interpolate are
+// disabled while a job runs, and a link pasted meanwhile waits for its turn.
 
 import { loadEngine, LoadError } from './engine.js';
 import { RANDOM, decodeState, defaultChoices, encodeState, labelSeed, labelsFor, noiseSeed } from './labels.js';
@@ -31,7 +38,8 @@ const SWATCHES = {
 
 const state = {
   manifest: null, engine: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
-  results: [], selected: null, a: null, b: null, busy: false,
+  results: [], selected: null, a: null, b: null,
+  shown: null,  // the parameters of the batch on screen: the share link is made from these only
 };
 const info = { crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, firstImageMs: null };
 
@@ -42,6 +50,40 @@ function showError(err) {
   box.textContent = err instanceof LoadError ? err.message : `Something went wrong: ${err.message ?? err}`;
   box.hidden = false;
   $('loading').hidden = true;
+}
+
+function hideError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+// ---------------------------------------------------------------- one job at a time
+
+let jobs = Promise.resolve();  // the tail of the queue; never rejects
+let running = 0;               // jobs queued or running
+
+/** Queue `work` after every earlier job; returns its result (or error). Controls are off meanwhile. */
+function job(work) {
+  running += 1;
+  updateControls();
+  const run = jobs.then(work).finally(() => {
+    running -= 1;
+    updateControls();
+  });
+  jobs = run.catch(() => {});
+  return run;
+}
+
+/** A job started by the user: errors are shown on the page. */
+function userJob(work) {
+  return job(work).catch(showError);
+}
+
+function updateControls() {
+  const idle = running === 0 && state.engine !== null;
+  $('generate').disabled = !idle;
+  $('variant').disabled = !idle;
+  $('interpolate').disabled = !(idle && state.a && state.b);
 }
 
 function progress(kind, loaded, total) {
@@ -74,19 +116,31 @@ async function loadManifest() {
   return response.json();
 }
 
+/** The variant named `file`, else the manifest's default one. */
+function variantFor(file) {
+  const all = variants(state.manifest);
+  return all.find((v) => v.file === file) ?? all.find((v) => v.file === state.manifest.file) ?? all[0];
+}
+
+/** Load a model variant (run inside a job); the previous engine is released once its queued runs are done. */
 async function useVariant(file) {
-  const variant = variants(state.manifest).find((v) => v.file === file)
-    ?? variants(state.manifest).find((v) => v.file === state.manifest.file) ?? variants(state.manifest)[0];
+  const variant = variantFor(file);
   $('loading').hidden = false;
-  $('generate').disabled = true;
-  const engine = await loadEngine({
-    ortBase: ORT_BASE, manifest: state.manifest, variant, threads: threadsWanted(), onProgress: progress,
-  });
-  state.engine?.release();
+  let engine;
+  try {
+    engine = await loadEngine({
+      ortBase: ORT_BASE, manifest: state.manifest, variant, threads: threadsWanted(), onProgress: progress,
+    });
+  } catch (err) {
+    $('variant').value = state.engine?.variant.file ?? variant.file;  // the menu shows the model in use
+    throw err;
+  }
+  const previous = state.engine;
   state.engine = engine;
+  previous?.release().catch((err) => console.warn('could not release the previous model:', err));
   $('variant').value = variant.file;
   $('loading').hidden = true;
-  $('generate').disabled = false;
+  hideError();  // a model that loads after a failed attempt clears its message
   Object.assign(info, {
     backend: engine.backend, threads: engine.threads, model: variant.file, precision: variant.precision,
     modelBytes: engine.modelBytes,
@@ -232,49 +286,48 @@ function setNoiseMode(mode) {
   checkRadio('noise-mode', mode);
 }
 
-/** One batch from the current state (seeds already chosen), drawn and recorded. */
+/**
+ * One batch from the current state (seeds already chosen), drawn and recorded. The parameters are copied
+ * first: what the user changes while it runs (tags, a lock) applies to the next batch, not this one.
+ */
 async function generateBatch() {
+  const batch = {
+    seed: state.seed, tagSeed: state.tagSeed, n: state.n, choices: { ...state.choices },
+    lock: state.lock && { ref: state.lock.ref ?? null, noise: Float32Array.from(state.lock.noise) },
+    model: state.engine.variant.file,
+  };
   const faces = [];
-  for (let i = 0; i < state.n; i++) {
+  for (let i = 0; i < batch.n; i++) {
     faces.push({
-      ref: state.lock ? state.lock.ref ?? null : `${state.seed}.${i}`,
-      noise: state.lock ? state.lock.noise : noiseFor(state.seed, i),
-      labels: labelsFor(state.manifest, state.choices, labelSeed(state.tagSeed, i)),
+      ref: batch.lock ? batch.lock.ref : `${batch.seed}.${i}`,
+      noise: batch.lock ? batch.lock.noise : noiseFor(batch.seed, i),
+      labels: labelsFor(state.manifest, batch.choices, labelSeed(batch.tagSeed, i)),
     });
   }
   state.results = await render(faces);
+  state.shown = batch;
   $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`)));
   addToHistory(state.results);
   writeHash();
+  hideError();
   info.firstImageMs ??= performance.now();
 }
 
-async function onGenerate(event) {
+function onGenerate(event) {
   event?.preventDefault();
-  if (state.busy || !state.engine) return;
-  readControls();
-  const typed = Number($('seed').value);
-  if (noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32) {
-    state.seed = randomSeed();
-  } else {
-    state.seed = typed;
-  }
-  $('seed').value = state.seed;
-  state.tagSeed = randomSeed();
-  await busy(generateBatch);
-}
-
-async function busy(work) {
-  state.busy = true;
-  $('generate').disabled = true;
-  try {
-    await work();
-  } catch (err) {
-    showError(err);
-  } finally {
-    state.busy = false;
-    $('generate').disabled = !state.engine;
-  }
+  if (running || !state.engine) return;  // the button is disabled meanwhile; Enter in a field is too
+  userJob(async () => {
+    readControls();
+    const typed = Number($('seed').value);
+    if (noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32) {
+      state.seed = randomSeed();
+    } else {
+      state.seed = typed;
+    }
+    $('seed').value = state.seed;
+    state.tagSeed = randomSeed();
+    await generateBatch();
+  });
 }
 
 function addToHistory(faces) {
@@ -283,14 +336,13 @@ function addToHistory(faces) {
   while (gallery.children.length > HISTORY_LIMIT) gallery.lastChild.remove();
 }
 
-/** Clicking a face: keep its noise for the next batches and show it large. */
+/** Clicking a face: keep its noise for the next batches and show it large (the batch on screen stays). */
 function lockFace(face) {
   state.lock = { noise: face.noise, ref: face.ref };
   setNoiseMode('fixed');
   $('lock-ref').textContent = describeRef(face.ref, 'an interpolation frame');
   $('lock-note').hidden = false;
   select(face);
-  writeHash();
 }
 
 /** "123.4" (seed 123, face index 4) -> "seed 123, face 5". */
@@ -303,7 +355,6 @@ function describeRef(ref, otherwise) {
 function unlock() {
   state.lock = null;
   $('lock-note').hidden = true;
-  writeHash();
 }
 
 function select(face) {
@@ -318,10 +369,11 @@ function select(face) {
 function setSlot(slot, face) {
   state[slot] = face;
   drawTo($(`slot-${slot}`), face);
-  $('interpolate').disabled = !(state.a && state.b);
+  updateControls();
 }
 
-async function interpolate() {
+function interpolate() {
+  if (running || !(state.a && state.b)) return;
   const steps = Math.min(16, Math.max(3, Math.round(Number($('steps').value)) || 8));
   $('steps').value = steps;
   const { a, b } = state;
@@ -334,9 +386,10 @@ async function interpolate() {
       labels: a.labels.map((value, i) => (1 - t) * value + t * b.labels[i]),
     });
   }
-  await busy(async () => {
+  userJob(async () => {
     const frames = await render(faces);
     $('strip').replaceChildren(...frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`)));
+    hideError();
   });
 }
 
@@ -348,7 +401,7 @@ function download() {
   const canvas = document.createElement('canvas');
   canvas.width = canvas.height = R * scale;
   const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingQuality = 'high';
+  ctx.imageSmoothingEnabled = false;  // nearest neighbour: every model pixel becomes a crisp square
   ctx.drawImage(source, 0, 0, R * scale, R * scale);
   canvas.toBlob((blob) => {
     const link = Object.assign(document.createElement('a'), {
@@ -360,15 +413,18 @@ function download() {
   }, 'image/png');
 }
 
+/** Put the batch on screen (state.shown) in the URL hash and the share box; nothing before the first batch. */
 function writeHash() {
-  const hash = encodeState({ ...state, model: state.engine.variant.file }, state.manifest);
+  if (!state.shown || !state.manifest) return;
+  const hash = encodeState(state.shown, state.manifest);
   history.replaceState(null, '', `#${hash}`);
   $('share-link').value = location.href;
+  $('copy-link').textContent = 'Copy link';
 }
 
 /** Read a share link into the state; returns false when the hash holds no seeds. */
-function readHash() {
-  const shared = decodeState(location.hash, state.manifest);
+function readHash(hash = location.hash) {
+  const shared = decodeState(hash, state.manifest);
   if (shared.seed === null || shared.tagSeed === null) return false;
   state.seed = shared.seed;
   state.tagSeed = shared.tagSeed;
@@ -425,7 +481,7 @@ async function start() {
   })));
   const shared = decodeState(location.hash, state.manifest);
   await useVariant(shared.model ?? state.manifest.file);
-  if (!readHash()) {  // no seeds in the link: a fresh batch, of the size the link asks for if any
+  if (!readHash(location.hash)) {  // no seeds in the link: a fresh batch, of the size the link asks for if any
     state.seed = randomSeed();
     state.tagSeed = randomSeed();
     $('seed').value = state.seed;
@@ -449,20 +505,40 @@ function wire() {
   $('download').addEventListener('click', download);
   $('copy-link').addEventListener('click', async () => {
     try {
-      await navigator.clipboard.writeText(location.href);
+      await navigator.clipboard.writeText($('share-link').value);
       $('copy-link').textContent = 'Copied';
     } catch {
       $('share-link').select();
     }
   });
-  $('variant').addEventListener('change', () => busy(async () => {
-    await useVariant($('variant').value);
-    await generateBatch();
-    await cacheForOffline();
-  }));
-  window.addEventListener('hashchange', () => {
-    if (state.engine && location.href !== $('share-link').value && readHash()) busy(generateBatch);
+  $('variant').addEventListener('change', () => {
+    const file = $('variant').value;
+    userJob(async () => {
+      await useVariant(file);
+      await generateBatch();
+    }).then(cacheIfSwitched(state.engine));
   });
+  // A link pasted into the address bar: its model first, then its batch, after any job already running.
+  // (event.newURL: a batch finishing before this event fires may have replaced location.hash already)
+  window.addEventListener('hashchange', (event) => {
+    if (event.newURL === $('share-link').value) return;  // our own hash
+    const { hash } = new URL(event.newURL);
+    userJob(async () => {
+      if (!state.engine) return;  // the model never loaded: the error is on screen
+      const shared = decodeState(hash, state.manifest);
+      if (shared.seed === null || shared.tagSeed === null) return;
+      if (shared.model && variantFor(shared.model).file !== state.engine.variant.file) {
+        await useVariant(shared.model);
+      }
+      readHash(hash);
+      await generateBatch();
+    }).then(cacheIfSwitched(state.engine));
+  });
+}
+
+/** After a job: if it loaded another model, hand the new file list to the service worker. */
+function cacheIfSwitched(before) {
+  return () => { if (state.engine && state.engine !== before) cacheForOffline(); };
 }
 
 /** N rows (arrays or typed arrays) or one flat array -> one Float32Array, checked against the row width. */
@@ -473,7 +549,7 @@ function flatten(values, width) {
 }
 
 wire();
-const ready = start();
+const ready = job(start);
 ready.then(cacheForOffline, showError);
 
 window.kyara = {
@@ -488,4 +564,5 @@ window.kyara = {
     ref: face.ref, noise: [...face.noise], labels: [...face.labels], pixels: [...face.pixels],
   })),
   noise: (seed, i) => [...noiseFor(seed, i)],
+  idle: () => jobs,
 };

@@ -55,7 +55,7 @@ async function webgpuAdapter() {
  * options: ortBase (URL folder of onnxruntime-web), manifest, variant (a manifest `variants` entry),
  * threads, onProgress(kind, loaded, total) with kind 'wasm' or 'model'.
  * Returns { backend, threads, files (the ort files used), variant, modelBytes, modelUrl,
- *           generate(noise, labels, n) }.
+ *           generate(noise, labels, n), release() }.
  * A WebGPU adapter that then fails to run the model falls back to WebAssembly.
  */
 export async function loadEngine(options) {
@@ -118,9 +118,11 @@ async function loadWith(build, adapter, { ortBase, manifest, variant, threads, o
 
   const Z = manifest.noise_dim, T = manifest.tags.length, R = manifest.resolution;
   let queue = Promise.resolve();  // one run at a time: a session is not re-entrant
+  let released = false;
 
   /** noise: Float32Array n*Z, labels: Float32Array n*T -> Uint8Array n*R*R*4 (RGBA rows). */
   function generate(noise, labels, n) {
+    if (released) return Promise.reject(new Error(`the model ${variant.file} was unloaded`));
     if (noise.length !== n * Z || labels.length !== n * T) {
       return Promise.reject(new Error(`expected ${n}x${Z} noise and ${n}x${T} labels`));
     }
@@ -146,6 +148,10 @@ async function loadWith(build, adapter, { ortBase, manifest, variant, threads, o
     modelBytes: modelBytes.length,
     modelUrl,
     generate,
-    release: () => session.release(),
+    /** Free the session once the runs already queued on it are done; later generate() calls fail. */
+    release() {
+      released = true;
+      return queue.then(() => session.release());
+    },
   };
 }

@@ -1,9 +1,14 @@
 // Service worker: makes the page work offline after the first visit.
 //
-// The page posts the exact URLs it used ({type: 'cache', urls}); they are cached, and any older entry
-// for the same file (another static version, onnxruntime-web version or model sha256) is dropped, so a
-// new model replaces the old one instead of piling up. Versioned URLs are served cache-first; the page
-// and the manifest network-first, falling back to the cache when offline.
+// The page posts the exact URLs it used ({type: 'cache', urls}, optionally with a MessagePort that is
+// told {ok, error} when done); they are cached, and any older entry for the same file (another static
+// version, onnxruntime-web version or model sha256) is dropped, so a new model replaces the old one
+// instead of piling up. Versioned URLs are served cache-first; the page and the manifest network-first,
+// falling back to the cache when offline.
+//
+// The cache always holds a set that works together: only remember() writes to it, and it stores the new
+// versioned files (new URLs, so the old set is untouched) before the page and manifest that point at them,
+// and deletes the old versions last. A connection lost half-way leaves the previous set whole.
 
 const CACHE = 'kyara';
 
@@ -18,29 +23,36 @@ function isVersioned(url) {
   return /^\/(static|ort)\/[^/]+\//.test(pathname) || (pathname.startsWith('/model/') && searchParams.has('v'));
 }
 
+async function download(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response;
+}
+
 async function remember(urls) {
   const cache = await caches.open(CACHE);
+  // 1. New versioned files, under their own URLs: the old set keeps working meanwhile.
+  for (const url of urls.filter(isVersioned)) {
+    if (!(await cache.match(url))) await cache.put(url, await download(url));
+  }
+  // 2. The page and the manifest (always refreshed), downloaded in full before either is replaced.
+  const fresh = [];
+  for (const url of urls.filter((u) => !isVersioned(u))) fresh.push([url, await download(url)]);
+  for (const [url, response] of fresh) await cache.put(url, response);
+  // 3. Only now the older versions of the same files.
   const keep = new Set(urls);
   const keys = new Set(urls.map(fileKey));
   for (const request of await cache.keys()) {
     if (!keep.has(request.url) && keys.has(fileKey(request.url))) await cache.delete(request);
   }
-  for (const url of urls) {
-    if (!(await cache.match(url))) {
-      const response = await fetch(url);
-      if (response.ok) await cache.put(url, response);
-    }
-  }
 }
 
+/** The network's answer, else the cached copy. Never writes the cache: remember() keeps it consistent. */
 async function networkFirst(request, key) {
-  const cache = await caches.open(CACHE);
   try {
-    const response = await fetch(request);
-    if (response.ok && (await cache.match(key))) await cache.put(key, response.clone());
-    return response;
+    return await fetch(request);
   } catch (err) {
-    const cached = await cache.match(key);
+    const cached = await caches.match(key);
     if (cached) return cached;
     throw err;
   }
@@ -55,7 +67,12 @@ self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 self.addEventListener('message', (event) => {
-  if (event.data?.type === 'cache' && Array.isArray(event.data.urls)) event.waitUntil(remember(event.data.urls));
+  if (event.data?.type !== 'cache' || !Array.isArray(event.data.urls)) return;
+  const reply = (message) => event.ports[0]?.postMessage(message);
+  event.waitUntil(remember(event.data.urls).then(
+    () => reply({ ok: true }),
+    (err) => { console.warn('offline cache not updated:', err); reply({ ok: false, error: String(err) }); },
+  ));
 });
 
 self.addEventListener('fetch', (event) => {
