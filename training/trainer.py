@@ -182,7 +182,9 @@ class Trainer:
             # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in the
             # one backward below (so DDP all-reduces it), and the penalty's double backward spans only this
             # batch, not real and fake too.
-            adv_hat, _ = self.D(x_hat)
+            # (A copy, not the leaf itself: tools that hook module inputs, such as FlopCounterMode and
+            # profilers, put gradient hooks on leaf inputs, and autograd.grad cannot run those.)
+            adv_hat, _ = self.D(x_hat.clone())
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
             loss_d_tag = tag_loss(tags[:b], real_labels)
         gp = gradient_penalty(adv_hat, x_hat)
