@@ -11,8 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint folder or run directory (its best, else newest, checkpoint)")
     p.add_argument("-o", "--out", required=True, help="model folder to write")
     p.add_argument("--default", choices=("fp32", "int8"), default="int8",
-                   help="the variant the page loads (manifest `file`); int8 is about a fifth of the size and "
-                        "1.5-2x faster in onnxruntime-web")
+                   help="the variant the page loads (manifest `file`); int8 is about a fifth of the download; "
+                        "in onnxruntime-web (WASM, 2 threads) it is faster per face in batches of 8 or more "
+                        "and slower one face at a time (benchmarks/browser.py)")
     p.add_argument("--name", help="model name (default: kyara-<config name>)")
     p.add_argument("--version", help="model version (default: step<N>)")
     p.add_argument("--data", help="the training data: a packed set folder or a description")
