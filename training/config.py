@@ -105,9 +105,10 @@ def load_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        if data.get("base", "paper") not in PRESETS:
-            raise ValueError(f"{path}: base {data['base']!r} is not a preset ({', '.join(PRESETS)})")
-        base = PRESETS[data.get("base", "paper")].to_json()
+        base_name = data.get("base", "paper")
+        if base_name not in PRESETS:
+            raise ValueError(f"{path}: base {base_name!r} is not a preset ({', '.join(PRESETS)})")
+        base = PRESETS[base_name].to_json()
         model = {**base["model"], **data.pop("model", {})}
         cfg = TrainConfig.from_json({**base, **data, "model": model})
     return apply_overrides(cfg, list(overrides))
