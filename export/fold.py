@@ -7,8 +7,8 @@ from quantizing a tensor that only exists between the two. Folded here:
 
 - `fc_bn` into `fc`: fc's output feature c * 256 + p is channel c at pixel p of the 16 x 16 map;
 - both BatchNorms of each residual block into the conv before it;
-- each upsampling stage's BatchNorm, which comes after the PixelShuffle, into the conv before the
-  shuffle: PixelShuffle(2) moves conv channel c * 4 + k to channel c, so rows c*4 .. c*4+3 take s[c], t[c].
+- each upsampling stage's BatchNorm into its conv: after a PixelShuffle(2), which moves conv channel
+  c * 4 + k to channel c, rows c*4 .. c*4+3 take s[c], t[c]; after a nearest resize, row c takes s[c], t[c].
 
 `blocks_bn` follows a residual sum, not a linear layer, so it stays (an affine per channel).
 The folded copy reuses `Generator.forward` unchanged: folded BatchNorms become `nn.Identity`.
@@ -50,7 +50,7 @@ def fold_batchnorm(generator: Generator) -> Generator:
             _fold_into(body[conv_i], *_affine(body[bn_i]))
             body[bn_i] = nn.Identity()
     for stage in g.upsample:
-        factor = stage.shuffle.upscale_factor ** 2
+        factor = stage.conv.out_channels // stage.bn.num_features   # 4 after a PixelShuffle(2), 1 after a resize
         scale, shift = _affine(stage.bn)
         _fold_into(stage.conv, scale.repeat_interleave(factor), shift.repeat_interleave(factor))
         stage.bn = nn.Identity()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -65,6 +66,16 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def load_state(path: Path) -> dict:
+    """A checkpoint's state.pt (optimizers, step, RNG states), unpickled safely: tensors and plain Python
+    values only, so that a checkpoint from a stranger cannot run code when it is loaded."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: refusing to load, it holds more than tensors and plain values ({first})") from None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from training.augment import parse_policy
 from training.models import ModelConfig
 
 
@@ -24,6 +25,10 @@ class TrainConfig:
     lambda_adv: float = 0.0         # 0 means "the number of tags", as in the paper
     lambda_gp: float = 0.5
     ema_decay: float = 0.999
+    # Recipe switches, off in the presets so that `paper` stays the paper's recipe (configs/ turns them on).
+    augment: str = ""               # DiffAugment policy for D's inputs, e.g. "translation,cutout" (training/augment.py)
+    gp_every: int = 1               # lazy DRAGAN: the penalty on every k-th step only, weighted by k
+    standing_stats: int = 0         # batches that re-estimate G_ema's BatchNorm statistics before it is used
     seed: int = 0
     log_every: int = 10
     sample_every: int = 500
@@ -33,6 +38,14 @@ class TrainConfig:
     eval_samples: int = 500
     amp: bool = True                # bf16 autocast, CUDA only
     compile: bool = False           # torch.compile G (pays off on long GPU runs)
+
+    def __post_init__(self) -> None:
+        parse_policy(self.augment)
+        for name in ("batch_size", "steps", "gp_every", "log_every", "sample_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.standing_stats < 0:
+            raise ValueError(f"standing_stats must be 0 (off) or a number of batches, got {self.standing_stats}")
 
     def to_json(self) -> dict:
         return {**asdict(self), "model": self.model.to_json()}

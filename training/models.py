@@ -9,7 +9,11 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+UPSAMPLE_MODES = ("shuffle", "resize")
 
 
 @dataclass
@@ -20,6 +24,11 @@ class ModelConfig:
     g_blocks: int = 16
     d_widths: tuple[int, ...] = (32, 64, 128, 256, 512)
     d_blocks: int = 2              # residual blocks at each discriminator width
+    # Quality switches, off in the paper's model. "shuffle" is the paper's conv + PixelShuffle; "resize" is
+    # nearest x2 then conv, which cannot make the sub-pixel checkerboard that shuffle starts from.
+    upsample: str = "shuffle"
+    icnr: bool = False             # shuffle only: start each 2x2 sub-pixel group with one shared kernel
+    rgb_kernel: int = 9            # the output conv at full resolution (the paper's 9x9 is ~1/4 of G's FLOPs)
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
@@ -28,6 +37,10 @@ class ModelConfig:
             raise ValueError(f"resolution must be 16 * 2^k (32, 64, 128, 256), got {self.resolution}")
         if self.resolution % 2 ** len(self.d_widths):
             raise ValueError(f"resolution {self.resolution} cannot be halved {len(self.d_widths)} times")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
+        if self.rgb_kernel < 1 or self.rgb_kernel % 2 == 0:
+            raise ValueError(f"rgb_kernel must be odd and positive, got {self.rgb_kernel}")
 
     @property
     def upsample_stages(self) -> int:
@@ -51,18 +64,37 @@ class GResBlock(nn.Module):
         return x + self.body(x)
 
 
-class Upsample(nn.Module):
-    """conv3x3 to 4x the channels, PixelShuffle x2, BN, ReLU."""
+@torch.no_grad()
+def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
+    """ICNR (Aitken et al. 2017): give the factor^2 outputs that PixelShuffle puts side by side one kernel.
 
-    def __init__(self, channels: int):
+    At the start the shuffled map is then a nearest-neighbour upsampling of one convolution, free of the
+    checkerboard that independently initialised sub-pixel kernels draw; training may still move them apart.
+    """
+    sub = nn.Conv2d(conv.in_channels, conv.out_channels // factor ** 2, conv.kernel_size, padding=conv.padding)
+    conv.weight.copy_(sub.weight.repeat_interleave(factor ** 2, dim=0))
+    conv.bias.copy_(sub.bias.repeat_interleave(factor ** 2))
+
+
+class Upsample(nn.Module):
+    """x2, then BN, ReLU. "shuffle": conv3x3 to 4x the channels, PixelShuffle (the paper's SRResNet stage);
+    "resize": nearest x2, then conv3x3 (the same FLOPs)."""
+
+    def __init__(self, channels: int, mode: str = "shuffle", icnr: bool = False):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(2)
+        self.mode = mode
+        self.conv = nn.Conv2d(channels, channels * (4 if mode == "shuffle" else 1), 3, padding=1)
+        if mode == "shuffle" and icnr:
+            icnr_(self.conv)
         self.bn = nn.BatchNorm2d(channels)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.shuffle(self.conv(x))))
+        if self.mode == "shuffle":
+            x = F.pixel_shuffle(self.conv(x), 2)
+        else:
+            x = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return self.act(self.bn(x))
 
 
 class Generator(nn.Module):
@@ -76,8 +108,8 @@ class Generator(nn.Module):
         self.fc_bn = nn.BatchNorm2d(c)
         self.blocks = nn.Sequential(*[GResBlock(c) for _ in range(cfg.g_blocks)])
         self.blocks_bn = nn.BatchNorm2d(c)
-        self.upsample = nn.Sequential(*[Upsample(c) for _ in range(cfg.upsample_stages)])
-        self.to_rgb = nn.Conv2d(c, 3, 9, padding=4)
+        self.upsample = nn.Sequential(*[Upsample(c, cfg.upsample, cfg.icnr) for _ in range(cfg.upsample_stages)])
+        self.to_rgb = nn.Conv2d(c, 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
 
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = self.fc(torch.cat([noise, labels], dim=1)).view(-1, self.cfg.g_channels, 16, 16)
@@ -122,6 +154,28 @@ class Discriminator(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(images).flatten(1)
         return self.adv_head(h).squeeze(1), self.tag_head(h)
+
+
+@torch.no_grad()
+def standing_statistics(generator: Generator, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Replace G's BatchNorm running statistics by their exact average over these (noise, labels) batches.
+
+    An EMA generator averages G's weights over hundreds of steps, but the running statistics it carries
+    were measured on G's current weights. Measuring them on the averaged weights themselves ("standing
+    statistics", Brock et al. 2019) gives the eval-mode G the statistics that belong to it. G is left in
+    eval mode.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None              # a cumulative average over the batches, not an exponential one
+    generator.train()
+    for noise, labels in batches:
+        generator(noise, labels)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    generator.eval()
 
 
 def count_params(module: nn.Module) -> int:

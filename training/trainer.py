@@ -2,17 +2,20 @@
 
 One step:
   1. draw noise and labels, G makes a batch of fakes;
-  2. D sees [real, fake] in one DDP forward and the perturbed reals in a plain forward; its loss adds the
-     tag loss on real images and the DRAGAN penalty on the perturbed ones;
+  2. D sees [real, fake] in one DDP forward (through the DiffAugment policy, if any) and the perturbed
+     reals in a plain forward; its loss adds the tag loss on real images and the DRAGAN penalty on the
+     perturbed ones (every `gp_every` steps, weighted by it: lazy regularisation);
   3. G is scored by the updated D (called without its DDP wrapper so D's gradients are neither computed
      nor all-reduced) and steps;
-  4. the EMA copy of G follows.
+  4. the EMA copy of G follows. Before G_ema is sampled, evaluated or saved, its BatchNorm statistics can be
+     re-estimated on G_ema itself (`standing_stats`): the copied ones belong to G's current weights.
 """
 from __future__ import annotations
 
 import copy
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -23,11 +26,12 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from training.checkpoint import list_checkpoints, save_checkpoint, step_of
+from training.augment import augment, parse_policy
+from training.checkpoint import checkpoint_dir, list_checkpoints, load_state, save_checkpoint, step_of
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import Discriminator, Generator
+from training.models import Discriminator, Generator, standing_statistics
 from training.packed import PackedSet
 
 
@@ -71,6 +75,7 @@ class Trainer:
         self.train_idx = self.data.indices("train")
         self.priors = self.data.priors(self.train_idx)
         self.lambda_adv = cfg.lambda_adv or float(len(self.vocab))
+        self.policy = parse_policy(cfg.augment)
 
         torch.manual_seed(cfg.seed)
         self.G = Generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
@@ -84,7 +89,8 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed * 1000 + self.rank)         # batches and labels
         self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
         self.step = 0
-        self._tagger = self._reference = None
+        self._tagger = self._reference = self._standing = None
+        self.wall_offset = 0.0          # training seconds before this process (from metrics.jsonl on resume)
         if cfg.eval_every > 0 and self.rank == 0:    # a missing tagger fails here, not at the first evaluation
             from tagger.model import load_tagger
             self._tagger = load_tagger()
@@ -103,7 +109,11 @@ class Trainer:
         if existing and not resume:
             raise FileExistsError(f"{self.run_dir} already holds checkpoints (last: {existing[-1].name}); "
                                   "pass --resume to continue it or choose another --run-dir")
-        if resume and existing:
+        if resume and not existing:
+            raise FileNotFoundError(f"{self.run_dir}: nothing to resume (no checkpoint in "
+                                    f"{checkpoint_dir(self.run_dir)}); drop --resume to start a new run")
+        if resume:
+            self._check_same_model(existing[-1])
             self.load(existing[-1])
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,11 +127,23 @@ class Trainer:
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
             _atomic_write(path, "".join(ln + "\n" for ln in kept))
+            # Training seconds carry on across resumes, for time-to-quality curves.
+            walls = [r["wall_s"] for r in map(json.loads, kept) if "wall_s" in r]
+            self.wall_offset = walls[-1] if walls else 0.0
+
+    def _check_same_model(self, ckpt: Path) -> None:
+        """Resuming with other network shapes cannot load the weights: say which fields differ, in one line."""
+        saved = json.loads((ckpt / "config.json").read_text()).get("model", {})
+        current = self.cfg.model.to_json()
+        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k, v) != v]
+        if changed:
+            raise ValueError(f"cannot resume {ckpt}: its model differs from this config ({'; '.join(changed)}); "
+                             "resume with the run's own config.json or start a new --run-dir")
 
     def load(self, ckpt: Path) -> None:
         for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
             module.load_state_dict(load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device)))
-        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+        state = load_state(ckpt / "state.pt")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = state["step"]
@@ -175,26 +197,35 @@ class Trainer:
 
         with autocast:
             fake = self.G_train(noise, fake_labels)
-        x_hat = dragan_perturb(real, self.dev_gen)
+        # D's inputs, real and fake alike, go through the same kind of random transforms (none by default).
+        both = augment(torch.cat([real, fake.detach().to(real.dtype)]), self.policy, self.dev_gen)
+        penalise = self.step % cfg.gp_every == 0
         with autocast:
-            adv, tags = self.D_train(torch.cat([real, fake.detach().to(real.dtype)]))
+            adv, tags = self.D_train(both)
             adv_real, adv_fake = adv.split(b)
-            # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in the
-            # one backward below (so DDP all-reduces it), and the penalty's double backward spans only this
-            # batch, not real and fake too.
-            # (A copy, not the leaf itself: tools that hook module inputs, such as FlopCounterMode and
-            # profilers, put gradient hooks on leaf inputs, and autograd.grad cannot run those.)
-            adv_hat, _ = self.D(x_hat.clone())
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
             loss_d_tag = tag_loss(tags[:b], real_labels)
-        gp = gradient_penalty(adv_hat, x_hat)
-        loss_d = self.lambda_adv * loss_d_adv + loss_d_tag + cfg.lambda_gp * gp
+        loss_d = self.lambda_adv * loss_d_adv + loss_d_tag
+        extra = {}
+        if penalise:
+            x_hat = dragan_perturb(both[:b], self.dev_gen)
+            with autocast:
+                # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in
+                # the one backward below (so DDP all-reduces it), and the penalty's double backward spans only
+                # this batch, not real and fake too.
+                # (A copy, not the leaf itself: tools that hook module inputs, such as FlopCounterMode and
+                # profilers, put gradient hooks on leaf inputs, and autograd.grad cannot run those.)
+                adv_hat, _ = self.D(x_hat.clone())
+            gp = gradient_penalty(adv_hat, x_hat)
+            # Lazy regularisation: every k-th step with k times the weight keeps the same average pressure.
+            loss_d = loss_d + cfg.lambda_gp * cfg.gp_every * gp
+            extra["gp"] = gp.detach()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
 
         with autocast:
-            adv_g, tags_g = self.D(fake)      # plain D: no gradient sync for D in G's step
+            adv_g, tags_g = self.D(augment(fake, self.policy, self.dev_gen))   # plain D: no gradient sync for D
             loss_g_adv = adv_loss(adv_g, True)
             loss_g_tag = tag_loss(tags_g, fake_labels)
         loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
@@ -203,7 +234,7 @@ class Trainer:
         self.opt_g.step()
         self._update_ema()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_adv": loss_d_adv.detach(),
-                "d_tag_real": loss_d_tag.detach(), "gp": gp.detach(), "g_adv": loss_g_adv.detach(),
+                "d_tag_real": loss_d_tag.detach(), **extra, "g_adv": loss_g_adv.detach(),
                 "g_tag_fake": loss_g_tag.detach()}
 
     @torch.no_grad()
@@ -221,12 +252,19 @@ class Trainer:
         """Train until `steps` (default: the config's) and save a final checkpoint."""
         cfg = self.cfg
         total = steps or cfg.steps
+        if self.step >= total:
+            if self.rank == 0:
+                print(f"train: {self.run_dir} is already at step {self.step} (target {total}); nothing to do. "
+                      "Pass a larger --steps to continue it.", file=sys.stderr)
+            return
         fixed_noise, fixed_labels, rows = sample_grid_inputs(self.vocab, self.priors, cfg.model.noise_dim, cfg.seed)
         with tqdm(total=total, initial=self.step, desc="train", unit="step", disable=self.rank != 0,
                   dynamic_ncols=True) as bar:   # closed on errors too
             sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}     # a lazy penalty is in some steps' losses only
             first_bad = torch.tensor(-1, device=self.device)
             window_start, window_steps = time.perf_counter(), 0
+            fit_start = window_start
             while self.step < total:
                 losses = self.train_step()
                 self.step += 1
@@ -235,6 +273,7 @@ class Trainer:
                 first_bad = torch.where((first_bad < 0) & ~finite, torch.tensor(self.step, device=self.device), first_bad)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0) + v.float()
+                    counts[k] = counts.get(k, 0) + 1
                 bar.update(1)
                 evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
                 # An evaluated step is saved too, so that best.json can name it.
@@ -245,14 +284,18 @@ class Trainer:
                     self._check_finite(first_bad, losses)
                 if self.step % cfg.log_every == 0 or at_ckpt:
                     elapsed = time.perf_counter() - window_start
-                    record = {k: float(v) / window_steps for k, v in sums.items()}
-                    record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed)
+                    record = {k: float(v) / counts[k] for k, v in sums.items()}
+                    record.update(step=self.step, images_per_s=window_steps * cfg.batch_size * self.world / elapsed,
+                                  wall_s=round(self.wall_offset + time.perf_counter() - fit_start, 2))
                     bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
                                     img_s=f"{record['images_per_s']:.0f}")
                     if self.rank == 0:
                         with open(self.run_dir / "metrics.jsonl", "a") as f:
                             f.write(json.dumps(record) + "\n")
-                    sums, window_start, window_steps = {}, time.perf_counter(), 0
+                    sums, counts, window_start, window_steps = {}, {}, time.perf_counter(), 0
+                if (at_sample or at_ckpt) and cfg.standing_stats:
+                    # Every rank, with the same noise: the buffers stay equal across ranks.
+                    standing_statistics(self.G_ema, self._standing_inputs())
                 if self.rank == 0 and at_sample:
                     with torch.no_grad():
                         images = self.G_ema(fixed_noise.to(self.device), fixed_labels.to(self.device))
@@ -262,6 +305,21 @@ class Trainer:
                     saved = self.save()
                     if figures is not None:
                         self._mark_if_best(saved, figures["score"])
+
+    def _standing_inputs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Fixed noise and prior-drawn labels for re-estimating G_ema's BatchNorm statistics.
+
+        Drawn from their own seed, not the training generators, so that turning the switch on or off leaves
+        the training trajectory alone, and a resumed run still repeats exactly.
+        """
+        if self._standing is None:
+            rng = np.random.default_rng(self.cfg.seed + 777)
+            b, z = self.cfg.batch_size, self.cfg.model.noise_dim
+            self._standing = [
+                (torch.from_numpy(rng.standard_normal((b, z), dtype=np.float32)).to(self.device),
+                 torch.from_numpy(self.vocab.sample_labels(self.priors, b, rng)).to(self.device))
+                for _ in range(self.cfg.standing_stats)]
+        return self._standing
 
     # --- evaluation -------------------------------------------------------------------------------
 
@@ -318,6 +376,8 @@ class Trainer:
 
 def train(cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
           device: str | None = None, steps: int | None = None) -> Path:
+    if steps is not None and steps < 1:      # before the run directory is made
+        raise ValueError(f"--steps must be at least 1, got {steps}")
     trainer = Trainer(cfg, data, run_dir, resume=resume, device=device)
     try:
         trainer.fit(steps)
