@@ -5,11 +5,13 @@ import argparse
 import os
 from pathlib import Path
 
+from kyara.argtypes import non_negative_int, output_folder, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="checkpoint -> model folder (model.onnx, model.int8.onnx, manifest.json)")
     p.add_argument("checkpoint", help="checkpoint folder or run directory (its best, else newest, checkpoint)")
-    p.add_argument("-o", "--out", required=True, help="model folder to write")
+    p.add_argument("-o", "--out", type=output_folder, required=True, help="model folder to write")
     p.add_argument("--default", choices=("fp32", "int8"), default="int8",
                    help="the variant the page loads (manifest `file`); int8 is about a fifth of the download; "
                         "in onnxruntime-web (WASM, 2 threads) it is faster per face in batches of 8 or more "
@@ -19,15 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="the training data: a packed set folder or a description")
     p.add_argument("--eval", dest="eval_path", help="eval.json to copy figures from (default: the one beside "
                                                     "the checkpoint or in its run directory, if any)")
-    p.add_argument("--calibration-samples", type=int, default=128, help="int8 calibration inputs")
+    p.add_argument("--calibration-samples", type=positive_int, default=128, help="int8 calibration inputs")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("generate", help="faces from an exported model, without torch")
     p.add_argument("model", help="model.onnx (or model.int8.onnx) or a model folder with manifest.json")
     p.add_argument("--tags", default="", help='e.g. "blonde hair, red eyes" (groups left open follow the priors)')
-    p.add_argument("-n", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="generated", help="folder for the PNGs")
+    p.add_argument("-n", type=positive_int, default=16, help="faces to generate")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("-o", "--out", type=output_folder, default="generated",
+                   help="folder for the PNGs, seed<SEED>_<i>.png (made if missing; PNGs of the same names are "
+                        "replaced, other files left alone)")
     p.set_defaults(func=_generate)
 
 
@@ -45,9 +49,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from export.runtime import Generator
-    faces = Generator(args.model).generate(tags=args.tags, n=args.n, seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    generator = Generator(args.model)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)      # before generating: a folder that cannot be made fails at once
+    faces = generator.generate(tags=args.tags, n=args.n, seed=args.seed)
     for i, face in enumerate(faces):
         path = out / f"seed{args.seed}_{i:03d}.png"
         tmp = out / f".{path.stem}.tmp.png"

@@ -55,11 +55,21 @@ def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[f
     }
 
 
+def plain_name(name: object, manifest_path: str | Path) -> str:
+    """A model file name from a manifest, refused unless it is a plain name of a file beside the manifest.
+
+    Manifests travel with downloaded models: an absolute path or `..` in one would open any file on the disk.
+    """
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{manifest_path}: model files must be named by plain file names, got {name!r}")
+    return name
+
+
 def with_hashes(manifest: dict, folder: str | Path) -> dict:
     """The full manifest: the embedded copy plus the size and sha256 of each file in `folder`."""
     full = copy.deepcopy(manifest)
     for variant in full["variants"]:
-        path = Path(folder) / variant["file"]
+        path = Path(folder) / plain_name(variant["file"], Path(folder) / MANIFEST_FILE)
         variant["bytes"] = path.stat().st_size
         variant["sha256"] = sha256_of(path)
     full["sha256"] = next(v["sha256"] for v in full["variants"] if v["file"] == full["file"])
@@ -91,9 +101,10 @@ def model_file(path: str | Path) -> Path:
             raise FileNotFoundError(f"{path}: a folder without {MANIFEST_FILE}; pass the .onnx file or a model "
                                     "folder made by `kyara export`")
         try:
-            path = path / json.loads(manifest_path.read_text())["file"]
-        except (ValueError, KeyError) as exc:
-            raise ValueError(f"{manifest_path}: not a Kyara manifest ({exc})") from None
+            name = json.loads(manifest_path.read_text())["file"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{manifest_path}: not a Kyara manifest ({type(exc).__name__}: {exc})") from None
+        path = path / plain_name(name, manifest_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     return path

@@ -1,19 +1,50 @@
 """`kyara <command>`: each package registers its own subcommands in its `cli` module.
 
-The `cli` modules import only argparse at the top; heavy imports (torch, timm, onnx) happen inside the
-command that needs them, so `kyara serve` starts without torch.
+The `cli` modules import only argparse and `kyara.argtypes` at the top; heavy imports (torch, timm, onnx)
+happen inside the command that needs them, so `kyara serve` starts without torch.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import sys
 
 COMMAND_MODULES = ("training.cli", "tagger.cli", "export.cli", "webapp.cli")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds `(default: X)` to every option that has a default worth showing and does not say it already.
+
+    argparse's ArgumentDefaultsHelpFormatter skips options without help text (most `--seed`s here) and
+    prints `(default: None)` for options whose help explains what happens when they are left out.
+    """
+
+    def _format_action(self, action: argparse.Action) -> str:
+        default = action.default
+        silent = default is None or default is False or default is argparse.SUPPRESS or default in ("", [])
+        if action.option_strings and not silent and "(default" not in (action.help or ""):
+            action = copy.copy(action)
+            action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
+        return super()._format_action(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of `kyara` and of every subcommand (argparse makes subparsers of the parent's class):
+    help shows defaults, and a bad command line is refused in one line."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:
+        """One line naming the command and the option, instead of argparse's usage block and then the error."""
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        self.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kyara", description=__doc__.splitlines()[0])
+    parser = Parser(prog="kyara", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -26,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: Exception) -> str:
+    """An OSError as `path: reason` (not `[Errno 20] Not a directory: 'path'`); anything else as it says."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -33,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"kyara {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:     # the user's input, not a bug
-        print(f"kyara {args.command}: {exc}", file=sys.stderr)
+    # The user's input or machine (a bad path, a full disk), not a bug: one line, not a traceback.
+    except (ValueError, OSError) as exc:
+        print(f"kyara {args.command}: {_message(exc)}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from faces import AT, CANVAS, canvas_with, draw_face, png_header_only
-from training.crop import CROPS, DONE, CropFolder, crop_box, crop_folder, detect_faces, phash
+from training.crop import CROPS, DONE, CropFolder, crop_box, crop_folder, detect_faces, finished_crops, phash
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -97,7 +97,7 @@ def test_near_duplicates_are_dropped(tmp_path):
 def test_mirrored_crop_is_a_duplicate(tmp_path):
     # The cascade itself is not mirror-symmetric, so this checks the hash test on crops directly.
     def result(source: str, crop: np.ndarray) -> dict:
-        return {"source": source, "faces": 1, "crops": [
+        return {"source": source, "stamp": [0, 0], "faces": 1, "crops": [
             {"box": [0, 0, 64, 64], "crop_box": [0, 0, 64, 64], "neighbours": 5, "phash": phash(crop),
              "mirror_phash": phash(crop[:, ::-1]), "data": b""}]}
 
@@ -141,8 +141,9 @@ def test_bad_files_are_skipped_one_by_one(tmp_path, capsys):
     assert "10 pictures processed" in err
     # The five convertible pictures all decode to RGB; they are the same face, so one crop is kept.
     assert counts["faces"] >= 4 and counts["crops"] == 1
-    # A re-run does not stumble on them again.
-    assert crop_folder(pictures, out, workers=1)["already_done"] == 10
+    # A re-run tries the five failures again (one may have been replaced) and only those.
+    again = crop_folder(pictures, out, workers=1)
+    assert (again["already_done"], again["processed"], again["skipped"]) == (5, 5, 5)
 
 
 def test_thin_picture_is_refused_by_the_detector_not_opencv():
@@ -190,6 +191,33 @@ def test_torn_done_line_is_repaired(tmp_path, cut):
     assert crop_folder(pictures, out, workers=1)["processed"] == 0
     crop_records = [json.loads(line) for line in (out / CROPS).read_text().splitlines()]
     assert sorted(r["source"] for r in crop_records) == ["a.png", "b.png"]
+
+
+def test_failed_and_replaced_pictures_are_cropped_again(tmp_path):
+    pictures, out = tmp_path / "in", tmp_path / "out"
+    pictures.mkdir()
+    Image.fromarray(canvas_with(draw_face(130))).save(pictures / "a.png")
+    (pictures / "b.png").write_bytes(b"")                                    # a broken download
+    first = crop_folder(pictures, out, workers=1)
+    assert (first["crops"], first["skipped"]) == (1, 1)
+    a_crop = json.loads((out / CROPS).read_text())["crop"]
+
+    Image.fromarray(canvas_with(pink_haired(draw_face(130)))).save(pictures / "b.png")   # replaced
+    second = crop_folder(pictures, out, workers=1)
+    assert (second["already_done"], second["processed"], second["crops"], second["skipped"]) == (1, 1, 1, 0)
+    b_crop = json.loads((out / CROPS).read_text().splitlines()[1])["crop"]
+    assert sorted(finished_crops(out)) == sorted([a_crop, b_crop])
+
+    # a.png is replaced by a picture without a face: its old crop must go, from the records and the disk.
+    Image.fromarray(np.full((*CANVAS, 3), 128, np.uint8)).save(pictures / "a.png")
+    third = crop_folder(pictures, out, workers=1)
+    assert (third["already_done"], third["processed"], third["faces"], third["crops"]) == (1, 1, 0, 0)
+    crop_records = [json.loads(line) for line in (out / CROPS).read_text().splitlines()]
+    assert [r["source"] for r in crop_records] == ["b.png"] and finished_crops(out) == [b_crop]
+    assert not (out / a_crop).exists()
+    done = [json.loads(line) for line in (out / DONE).read_text().splitlines()]
+    assert sorted(r["source"] for r in done) == ["a.png", "b.png"]             # one record per picture
+    assert crop_folder(pictures, out, workers=1)["processed"] == 0
 
 
 @pytest.mark.shared_data

@@ -15,8 +15,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from PIL import Image
 
-from export.manifest import MANIFEST_KEY, sha256_of, without_hashes
+from export.manifest import MANIFEST_KEY, sha256_of, with_hashes, without_hashes
 from export.quantize import generator_inputs, psnr
 from export.runtime import Generator as OnnxGenerator
 from kyara.cli import main
@@ -214,3 +215,53 @@ def test_export_command_missing_checkpoint(tmp_path: Path, capsys: pytest.Captur
     assert main(["export", str(tmp_path / "nowhere"), "-o", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
     assert "nowhere: no checkpoint here" in err and err.count("\n") == 1
+
+
+def never_generate(*args: object) -> None:
+    raise AssertionError("generated faces before checking the output")
+
+
+@pytest.mark.parametrize("kind", ["under a file", "an existing file"])
+def test_generate_checks_the_output_before_generating(model_dir: Path, tmp_path: Path, kind: str,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "grid.png").write_bytes(b"")
+    out, message = {"under a file": (tmp_path / "grid.png" / "x", f"{tmp_path / 'grid.png'} is not a folder"),
+                    "an existing file": (tmp_path / "grid.png", f"{tmp_path / 'grid.png'} exists and is not a "
+                                                                "folder")}[kind]
+    monkeypatch.setattr(OnnxGenerator, "run", never_generate)
+    with pytest.raises(SystemExit) as info:
+        main(["generate", str(model_dir), "-n", "2000", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"kyara generate: argument -o/--out: {message}")
+
+
+def test_generate_replaces_its_own_pngs_in_an_existing_folder(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    out.mkdir()
+    (out / "seed1_000.png").write_bytes(b"stale")
+    (out / "mine.txt").write_text("kept")
+    assert main(["generate", str(model_dir), "-n", "2", "--seed", "1", "-o", str(out)]) == 0
+    assert Image.open(out / "seed1_000.png").size == (32, 32) and (out / "mine.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize("name", ["../outside.onnx", "ABSOLUTE", "sub/../../outside.onnx", "", 3])
+def test_manifest_file_must_be_a_plain_name(model_dir: Path, tmp_path: Path, name: object) -> None:
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes((model_dir / "model.onnx").read_bytes())   # a real model a traversal would load
+    folder = tmp_path / "model"
+    folder.mkdir()
+    name = str(outside) if name == "ABSOLUTE" else name
+    (folder / "manifest.json").write_text(json.dumps({**manifest_of(model_dir), "file": name}))
+    with pytest.raises(ValueError) as info:
+        OnnxGenerator(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'manifest.json'}: ") and repr(name) in message and "\n" not in message
+
+
+def test_variant_names_must_be_plain_names(model_dir: Path) -> None:
+    manifest = without_hashes(manifest_of(model_dir))
+    manifest["variants"][0]["file"] = "../model.onnx"
+    with pytest.raises(ValueError, match="'../model.onnx'"):
+        with_hashes(manifest, model_dir)

@@ -41,3 +41,24 @@ def test_sample_refuses_tags_in_one_line(run_dir: Path, tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert err.startswith("kyara sample: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_sample_into_a_folder_writes_a_file_inside_it(run_dir: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    for out, expected in ((f"{tmp_path / 'new'}/", tmp_path / "new" / "samples.png"),
+                          (str(existing), existing / "samples.png")):
+        assert main(["sample", str(run_dir), "-n", "4", "-o", out]) == 0
+        assert capsys.readouterr().out.strip() == str(expected)
+        assert Image.open(expected).size == (2 * 32, 2 * 32)
+
+
+def test_sample_refuses_an_output_it_cannot_write_before_sampling(run_dir: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as info:
+        main(["sample", str(run_dir), "-o", str(tmp_path / "file" / "x.png")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"kyara sample: argument -o/--out: {tmp_path / 'file'} is not a folder")

@@ -78,18 +78,38 @@ def load_state(path: Path) -> dict:
         raise ValueError(f"{path}: refusing to load, it holds more than tensors and plain values ({first})") from None
 
 
+def _best_name(best_file: Path) -> str:
+    """The checkpoint folder name that a run's best.json marks.
+
+    Only a plain folder name is taken: the file is JSON anyone can edit or ship, and an absolute path or
+    `..` in it would load weights from anywhere on the disk.
+    """
+    try:
+        name = json.loads(best_file.read_text())["checkpoint"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{best_file}: not a best-checkpoint file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{best_file}: 'checkpoint' must be the name of a folder in checkpoints/, got {name!r}")
+    return name
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint directory, or a run directory (its best checkpoint if one is marked, else the newest)."""
     path = Path(path)
     if (path / "G_ema.safetensors").is_file():
         return path
     if (path / "best.json").is_file():
-        best = checkpoint_dir(path) / json.loads((path / "best.json").read_text())["checkpoint"]
+        best = checkpoint_dir(path) / _best_name(path / "best.json")
         if best.is_dir():
             return best
     found = list_checkpoints(path)
     if not found:
-        raise FileNotFoundError(f"{path}: no checkpoint here (expected a step_* folder or a run directory)")
+        # Also said for the commands that take exported models (`kyara eval`): they come here for
+        # anything that is not one.
+        raise FileNotFoundError(
+            f"{path}: no checkpoint here; expected a checkpoint folder (step_*, with G_ema.safetensors) or a run "
+            "directory (with checkpoints/step_*); `kyara eval` also takes an exported model folder with "
+            "manifest.json or an .onnx file")
     return found[-1]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from kyara.argtypes import fraction, non_negative_int, output_file, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,21 +14,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("in_dir", help="folder of pictures (searched recursively)")
     p.add_argument("out_dir", help="folder for the crops, crops.jsonl and done.jsonl")
     p.add_argument("--resolution", type=int, default=64, choices=(64, 128, 256))
-    p.add_argument("--min-size", type=int, default=32, help="drop faces whose detected box is smaller (px)")
+    p.add_argument("--min-size", type=non_negative_int, default=32,
+                   help="drop faces whose detected box is smaller (px)")
     p.add_argument("--enlarge", type=float, default=1.5,
                    help="crop side / face box side (1.0 frames faces like the Getchu set's crops)")
     p.add_argument("--format", default="png", choices=("png", "jpg"), help="crop file format (jpg: quality 95)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=_crop)
 
     p = sub.add_parser("pack", help="tagged faces (a crop folder + tag file, or an MLDS tar) -> packed set")
     p.add_argument("source", help="folder of crops (with tags.csv) or an uncompressed tar of tagged faces")
     p.add_argument("-o", "--out", required=True, help="output folder of the packed set")
     p.add_argument("--tags", help="tag file (default: SOURCE/tags.csv for a folder)")
-    p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--resolution", type=positive_int, default=64,
+                   help="side of the packed images (px): 32, 64, 128 or 256, the sizes the generator trains at")
+    p.add_argument("--val-fraction", type=fraction, default=0.1, help="share of face groups held out for validation")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train / validation split")
+    p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=_pack)
 
     p = sub.add_parser("train", help="train the GAN (torchrun for several GPUs or nodes)")
@@ -42,9 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="a grid of faces from a checkpoint")
     p.add_argument("checkpoint", help="checkpoint folder or run directory")
     p.add_argument("--tags", default="", help='e.g. "silver hair,red eyes" (others drawn from the priors)')
-    p.add_argument("-n", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="samples.png")
+    p.add_argument("-n", type=positive_int, default=16, help="faces in the grid")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("-o", "--out", type=output_file("samples.png"), default="samples.png",
+                   help="PNG to write (replaced if it exists); a folder or a path ending in / means "
+                        "samples.png inside it")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("curves", help="a run's loss (and evaluation) curves as one PNG")
@@ -110,5 +117,5 @@ def _eval(args: argparse.Namespace) -> int:
     result = evaluate(args.model, args.data, args.out, split=args.split, n_per_tag=args.n,
                       tagger_path=args.tagger, seed=args.seed)
     print(summary(result))
-    print(f"{args.out}/report.md ({result['seconds']} s)")
+    print(f"{Path(args.out) / 'report.md'} ({result['seconds']} s)")
     return 0

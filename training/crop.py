@@ -10,11 +10,13 @@ Output folder:
                             source path without its extension, <hash> tells apart sources with equal stems
                             (x.png and x.jpg, a/b.png and a__b.png)
     crops.jsonl             one record per crop: crop, source, box, crop_box, neighbours, phash
-    done.jsonl              one record per finished source: faces found, crops kept, or why it was skipped
+    done.jsonl              one record per finished source: its stamp (size, modification time), faces
+                            found and crops kept, or why it was skipped
 
 A source is only marked done after its crops and their records are on disk, so an interrupted run loses
-nothing and a re-run continues with the sources not yet done. A picture that cannot be read or searched is
-marked done with the reason, so a re-run does not stumble on it again.
+nothing and a re-run continues with the sources not yet done. A re-run also does again a picture that was
+skipped (the user may have replaced the broken file) and one whose stamp changed (replaced or edited since):
+what earlier runs wrote for it, records and crop files, is removed first.
 """
 from __future__ import annotations
 
@@ -115,10 +117,20 @@ def _encode(crop: np.ndarray, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def stamp_of(path: Path) -> list[int]:
+    """Size and modification time (ns) of a picture: a file replaced since it was cropped has another stamp.
+
+    Cheaper than hashing every picture on every run; like make and rsync, it trusts the modification time.
+    """
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns]
+
+
 @dataclass
 class Job:
     path: Path
     source: str  # path relative to the input folder: the key of the done-record
+    stamp: list[int]  # taken before the picture is read, so a file changed during the run is redone next time
     resolution: int
     min_size: int
     fmt: str
@@ -132,9 +144,9 @@ def process(job: Job) -> dict:
     error record: one odd picture must not end the run, nor every re-run after it.
     """
     try:
-        return {"source": job.source, **_cut_faces(job)}
+        return {"source": job.source, "stamp": job.stamp, **_cut_faces(job)}
     except Exception as exc:  # whatever the type, the reason is what the user needs
-        return {"source": job.source, "error": skip_reason(exc)}
+        return {"source": job.source, "stamp": job.stamp, "error": skip_reason(exc)}
 
 
 def _cut_faces(job: Job) -> dict:
@@ -196,15 +208,40 @@ def finished_crops(folder: str | Path) -> list[str] | None:
 
 
 class CropFolder:
-    """The output folder: what is done, the hashes of kept crops, and the atomic writes."""
+    """The output folder: what is done, the records and hashes of kept crops, and the atomic writes."""
 
     def __init__(self, out_dir: Path):
         self.out = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.done = {r["source"] for r in _repair_jsonl(out_dir / DONE)}
+        self.done = {r["source"]: r for r in _repair_jsonl(out_dir / DONE)}
         # Crop records of a source that never finished are dropped; its crops will be written again.
-        records = _repair_jsonl(out_dir / CROPS, keep=lambda r: r["source"] in self.done)
-        self.hashes = np.array([int(r["phash"], 16) for r in records], dtype=np.uint64)
+        self.records = _repair_jsonl(out_dir / CROPS, keep=lambda r: r["source"] in self.done)
+        self.hashes = self._hashes()
+
+    def _hashes(self) -> np.ndarray:
+        return np.array([int(r["phash"], 16) for r in self.records], dtype=np.uint64)
+
+    def is_current(self, source: str, stamp: list[int]) -> bool:
+        """Whether `source` was cropped (not skipped) from the file that now has `stamp`."""
+        record = self.done.get(source)
+        return record is not None and "error" not in record and record.get("stamp") == stamp
+
+    def forget(self, sources: set[str]) -> None:
+        """Remove what earlier runs wrote for `sources`: done-records, crop records, then the crop files.
+
+        In that order, so a kill part way leaves crop records without a done-record, which the next run drops.
+        """
+        sources = sources & self.done.keys()
+        if not sources:
+            return
+        self.done = {s: r for s, r in self.done.items() if s not in sources}
+        _atomic_write(self.out / DONE, "".join(json.dumps(r) + "\n" for r in self.done.values()).encode())
+        stale = [r for r in self.records if r["source"] in sources]
+        self.records = [r for r in self.records if r["source"] not in sources]
+        _atomic_write(self.out / CROPS, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+        for record in stale:
+            (self.out / record["crop"]).unlink(missing_ok=True)
+        self.hashes = self._hashes()
 
     def is_duplicate(self, crop: dict) -> bool:
         if not len(self.hashes):
@@ -231,11 +268,12 @@ class CropFolder:
                           "phash": f"{crop['phash']:016x}"})
             kept += 1
         _append(self.out / CROPS, lines)
-        done = {"source": result["source"]}
+        self.records.extend(lines)
+        done = {"source": result["source"], "stamp": result["stamp"]}
         done.update({"error": result["error"]} if "error" in result else
                     {"faces": result["faces"], "kept": kept, "duplicates": dupes})
         _append(self.out / DONE, [done])
-        self.done.add(result["source"])
+        self.done[result["source"]] = done
         return kept, dupes
 
 
@@ -302,8 +340,10 @@ def crop_folder(in_dir: str | Path, out_dir: str | Path, resolution: int = 64, m
         raise ValueError(f"--format must be png or jpg, got {fmt}")
     folder = CropFolder(out_dir)
     pictures = find_pictures(in_dir, out_dir)
-    jobs = [Job(p, p.relative_to(in_dir).as_posix(), resolution, min_size, fmt, enlarge) for p in pictures]
-    jobs = [j for j in jobs if j.source not in folder.done]
+    jobs = [Job(p, p.relative_to(in_dir).as_posix(), stamp_of(p), resolution, min_size, fmt, enlarge)
+            for p in pictures]
+    jobs = [j for j in jobs if not folder.is_current(j.source, j.stamp)]
+    folder.forget({j.source for j in jobs})   # skipped or replaced since: start that picture afresh
     counts = {"pictures": len(pictures), "already_done": len(pictures) - len(jobs), "processed": 0,
               "faces": 0, "crops": 0, "duplicates": 0, "skipped": 0}
     for result in tqdm(_run(jobs, workers), total=len(jobs), desc="crop", unit="picture"):

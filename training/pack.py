@@ -21,6 +21,7 @@ from training.images import load_rgb, skip_reason
 from training.packed import face_groups, split_by_group, write_packed
 
 THUMB = 16
+RESOLUTIONS = (32, 64, 128, 256)   # what training.models.ModelConfig builds a generator for (16 px x 2^k)
 
 
 def _decode(args: tuple[str, bytes | Path, int]) -> tuple[str, np.ndarray | None, str]:
@@ -77,8 +78,14 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     """Pack a crop folder (with its tag file) or an MLDS tar into `out_dir`; returns `out_dir`.
 
     Unreadable images are skipped with one line each. Mirror twins and duplicates form one face group, and
-    the validation split takes whole groups, so no face is on both sides of it.
+    the validation split takes whole groups, so no face is on both sides of it. The settings are checked
+    before any image is decoded.
     """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))} (the sizes the "
+                         f"generator trains at), got {resolution}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"--val-fraction must be at least 0 and below 1, got {val_fraction}")
     source = Path(source)
     if source.is_file() and tarfile.is_tarfile(source):
         tags, items = _tar_items(source)

@@ -1,25 +1,25 @@
-"""`kyara sample`: a grid of faces from a checkpoint's EMA generator."""
+"""`kyara sample`: a grid of faces from a checkpoint's EMA generator.
+
+The noise and labels come from `training.evaluate.draw`, the one place that turns a seed and the chosen tags
+into generator inputs, and the faces from evaluation's `torch_source` wrapper of the generator.
+"""
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from training.checkpoint import load_generator
+from training.evaluate import draw, torch_source
 from training.grid import save_grid
 
 
-@torch.no_grad()
-def sample(checkpoint: str | Path, tags: str | list[str], n: int, seed: int) -> torch.Tensor:
-    """n images with the given tags on; each group left open is drawn from the priors."""
-    generator, vocab, priors, cfg = load_generator(checkpoint)
-    chosen = vocab.parse(tags)
-    rng = np.random.default_rng(seed)
-    noise = torch.from_numpy(rng.standard_normal((n, cfg.model.noise_dim), dtype=np.float32))
-    labels = torch.from_numpy(vocab.sample_labels(priors, n, rng, chosen))
-    return generator(noise, labels)
+def sample(checkpoint: str | Path, tags: str | list[str], n: int, seed: int) -> np.ndarray:
+    """n faces (uint8, N x H x W x 3) with the given tags on; each group left open is drawn from the priors."""
+    generator, vocab, priors, _ = load_generator(checkpoint)
+    source = torch_source(generator, vocab, priors)
+    return source.generate(*draw(source, n, seed, vocab.parse(tags)))
 
 
 def sample_to_file(checkpoint: str | Path, tags: str, n: int, seed: int, out: str | Path) -> Path:
