@@ -1,7 +1,7 @@
 """Speed of the page in headless Chromium: time to the first image, and ms per image at batch 1 and 16,
 for each model variant in the manifest (fp32, int8).
 
-    python benchmarks/browser.py [--model models/default] [--threads N] [--runs 5]
+    .venv/bin/python benchmarks/browser.py [--model models/default] [--threads N] [--runs 5]
 
 Prints `name: value unit` lines. Targets for the default 64 px model: <= 15 ms/image, first image
 <= 1.5 s after the page's load event. Numbers are only meaningful on an otherwise idle machine.
@@ -17,10 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from webapp import DEFAULT_MODEL_DIR, create_app
-from webapp.background import serve_in_background
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from webapp.headless import CHROMIUM, launch
+from webapp.server import serve_in_background
 
 # Runs inside the page: warm up, then time `runs` calls of the hook on one batch of fixed inputs.
 TIME_BATCH = """async ([n, runs]) => {
@@ -59,13 +57,13 @@ def main() -> int:
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder with manifest.json")
     parser.add_argument("--threads", type=int, help="wasm threads (default: the page's choice)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per batch size")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=str(CHROMIUM))
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
     manifest = json.loads((Path(args.model) / "manifest.json").read_text())
     with serve_in_background(create_app(args.model)) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        browser = launch(playwright, args.chromium)
         for variant in manifest["variants"]:
             name = variant["precision"]
             f = measure(browser, url, variant, args.threads, args.runs)

@@ -1,6 +1,6 @@
 """Load on `kyara serve`: N client threads on loopback fetch the page, manifest, wasm and model.
 
-    python benchmarks/serve_load.py [--model models/default] [--clients 8] [--requests 400]
+    .venv/bin/python benchmarks/serve_load.py [--model models/default] [--clients 8] [--requests 400]
 
 The server runs as a subprocess (so the clients do not share its interpreter lock) on 127.0.0.1 only.
 Prints `name: value unit` lines: requests/s, MB/s, latency percentiles and errors.
@@ -13,6 +13,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,11 +29,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_up(port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until_up(port: int, server: subprocess.Popen, log, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"kyara serve exited with status {server.returncode}")
+            log.seek(0)
+            raise RuntimeError(f"kyara serve exited with status {server.returncode}: {log.read().decode().strip()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -85,13 +87,16 @@ def main() -> int:
     args = parser.parse_args()
 
     port = free_port()
+    model = Path(args.model).resolve()          # read here and by the server, which runs in the checkout
+    # The server's log (one line per request) goes to a file: a pipe nobody reads would fill and stall it.
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen(
-        [sys.executable, "-m", "kyara", "serve", "--model", args.model, "--port", str(port), "--host", "127.0.0.1"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "kyara", "serve", "--model", str(model), "--port", str(port), "--host", "127.0.0.1"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
     )
     try:
-        wait_until_up(port, server)
-        urls = page_urls(port, Path(args.model))
+        wait_until_up(port, server, log)
+        urls = page_urls(port, model)
         jobs, lock, out = list(range(args.requests)), threading.Lock(), []
         threads = [threading.Thread(target=client, args=(port, urls, jobs, lock, out)) for _ in range(args.clients)]
         start = time.perf_counter()
@@ -103,6 +108,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
 
     latencies = sorted(t for t, _, _, _ in out)
     errors = sum(not ok for _, _, ok, _ in out)

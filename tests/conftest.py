@@ -37,5 +37,13 @@ def tiny_packed(tmp_path: Path) -> Path:
     return make_tiny_packed(tmp_path / "packed")
 
 
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests leave files worth looking at after a run (screenshots): pytest's temporary folder
+    (/tmp/pytest-of-USER/pytest-N/artifacts0, the last three runs kept), never the checkout, so a test run
+    leaves `git status` clean. The README's screenshot is re-taken by `./dev screenshot`."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
 def needs_shared_data() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")

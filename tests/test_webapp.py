@@ -1,15 +1,24 @@
-"""The Flask app's routes without a browser: headers, MIME types, caching, and what it refuses."""
+"""The Flask app's routes without a browser: headers, MIME types, caching, and what it refuses; and
+`kyara serve` itself: its checks at start, its socket timeout, relative paths."""
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
+import logging
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from webapp import DEFAULT_ORT_DIR, create_app
+from webapp.assets import StaticFiles
+from webapp.server import serve_in_background
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "default"
@@ -33,6 +42,38 @@ def client(app):
 @pytest.fixture(scope="module")
 def manifest() -> dict:
     return json.loads((MODEL_DIR / "manifest.json").read_text())
+
+
+def copy_model(to: Path) -> Path:
+    """The bundled model's manifest and ONNX files in `to`, to change without touching the real one."""
+    to.mkdir(parents=True, exist_ok=True)
+    for path in MODEL_DIR.iterdir():
+        if path.name == "manifest.json" or path.suffix == ".onnx":
+            shutil.copy(path, to)
+    return to
+
+
+def write_manifest(directory: Path, change) -> None:
+    """Rewrite directory/manifest.json with `change(manifest)` applied."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    change(manifest)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """Exit code and stderr of `kyara ARGV`, whether argparse exits or the command returns."""
+    from kyara.cli import main
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def static_url(app, name: str) -> str:
@@ -123,10 +164,13 @@ def test_only_get(client, method):
         assert client.open(path, method=method).status_code == 405
 
 
-def test_missing_model_or_runtime_is_one_clear_error(tmp_path):
+def test_missing_model_or_runtime_is_one_clear_error(tmp_path, manifest):
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         create_app(tmp_path)
-    shutil.copy(MODEL_DIR / "manifest.json", tmp_path)
+    shutil.copy(MODEL_DIR / "manifest.json", tmp_path)          # the manifest without its ONNX files
+    with pytest.raises(FileNotFoundError, match=r"\.onnx does not exist \(named in .*manifest.json\)"):
+        create_app(tmp_path)
+    copy_model(tmp_path)
     with pytest.raises(FileNotFoundError, match="npm ci"):
         create_app(tmp_path, ort_dir=tmp_path / "node_modules" / "onnxruntime-web")
 
@@ -152,3 +196,212 @@ def test_serve_without_node_modules_says_npm_ci(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("kyara serve: onnxruntime-web is not installed") and "npm ci" in err
     assert "\n" not in err
+
+
+def test_relative_model_folder_is_read_from_the_current_directory(monkeypatch, manifest):
+    """`kyara serve --model models/default` from the checkout: the files were looked up under webapp/."""
+    for cwd, model_dir in ((REPO, "models/default"), (MODEL_DIR.parent, "default"), (MODEL_DIR, ".")):
+        monkeypatch.chdir(cwd)
+        client = create_app(model_dir, ort_dir=os.path.relpath(DEFAULT_ORT_DIR, cwd)).test_client()
+        assert client.get("/model/manifest.json").json == manifest
+        response = client.get(f"/model/{manifest['file']}?v={manifest['sha256']}")
+        assert response.status_code == 200 and is_immutable(response)
+        assert hashlib.sha256(response.data).hexdigest() == manifest["sha256"]
+
+
+def start_kyara_serve(*argv: str) -> tuple[subprocess.Popen, int]:
+    """`python -m kyara serve ARGV --port P` from the checkout, once it accepts connections."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "kyara", "serve", *argv, "--port", str(port)],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise AssertionError(f"kyara serve did not start: {server.communicate()}")
+
+
+def test_kyara_serve_command_serves_a_relative_model_folder(manifest):
+    """The real command, as a newcomer runs it from the checkout (the files were looked up under
+    webapp/: 500); every answer has one Date header (make_conditional added a second one to Werkzeug's)."""
+    server, port = start_kyara_serve("--model", "models/default")
+    model_url = f"/model/{manifest['file']}?v={manifest['sha256']}"
+    etag = f'"{hashlib.sha256((MODEL_DIR / "manifest.json").read_bytes()).hexdigest()}"'
+    answers = {}
+    try:
+        for name, path, headers in (("page", "/", {}), ("manifest", "/model/manifest.json", {}),
+                                    ("model", model_url, {}), ("missing", "/nothing", {}),
+                                    ("unchanged", "/model/manifest.json", {"If-None-Match": etag})):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            answers[name] = (response.status, len(response.read()), response.msg.get_all("Date"))
+            conn.close()
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=10)
+    default = next(v for v in manifest["variants"] if v["file"] == manifest["file"])
+    assert answers["model"][:2] == (200, default["bytes"])
+    assert [answers[name][0] for name in ("page", "manifest", "missing", "unchanged")] == [200, 200, 404, 304]
+    assert all(len(dates) == 1 for _, _, dates in answers.values()), answers
+    assert f"from {MODEL_DIR} on http://127.0.0.1:{port}/" in out         # the folder, resolved
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "http"])
+def test_bad_port_is_one_line(port):
+    """99999 was taken modulo 65536: the server listened on 34463 without a word."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "kyara", "serve", "--port", port], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"kyara serve --port {port} started serving") from None
+    err = done.stderr.strip()
+    assert done.returncode == 2 and "\n" not in err
+    assert f"argument --port: must be a TCP port, 1-65535, got '{port}'" in err
+
+
+def test_port_in_use_is_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = run_cli(["serve", "--model", str(MODEL_DIR), "--port", str(port)], capsys)
+    assert code == 2 and "\n" not in err
+    assert err.startswith(f"kyara serve: cannot listen on 127.0.0.1:{port}: ") and "in use" in err
+
+
+def test_model_file_that_does_not_match_the_manifest_is_refused_at_start(tmp_path, manifest, capsys):
+    """A truncated copy was served with 200 and failed in the browser."""
+    model = copy_model(tmp_path / "model")
+    data = (model / manifest["file"]).read_bytes()
+    (model / manifest["file"]).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"{manifest['file']}: its sha256 is .*manifest.json says {manifest['sha256'][:16]}"):
+        create_app(model)
+    code, err = run_cli(["serve", "--model", str(model)], capsys)
+    assert code == 2 and manifest["file"] in err and "sha256" in err and "\n" not in err
+
+
+def test_serves_what_was_checked_at_start_while_the_folder_changes(tmp_path, manifest):
+    """The files are read once: a model folder changed under a running server (a re-export, a copy in
+    progress) does not change what its URLs answer, so an immutable `?v=<sha256>` URL keeps its bytes and
+    the manifest and the files it names stay in step. A new export is served after a restart."""
+    model = copy_model(tmp_path / "model")
+    original = (model / manifest["file"]).read_bytes()
+    client = create_app(model).test_client()
+    (model / manifest["file"]).write_bytes(original[:1000] + b"new bytes")
+    (model / "added.onnx").write_bytes(original)
+    write_manifest(model, lambda m: m["variants"].append({"file": "added.onnx", "precision": "new"}))
+
+    response = client.get(f"/model/{manifest['file']}?v={manifest['sha256']}")
+    assert response.status_code == 200 and is_immutable(response) and response.data == original
+    assert client.get(f"/model/{manifest['file']}").data == original
+    assert client.get("/model/manifest.json").json == manifest         # the manifest checked at start...
+    assert client.get("/model/added.onnx").status_code == 404          # ...which does not list added.onnx
+    with pytest.raises(ValueError, match="sha256"):                    # a restart checks the new state
+        create_app(model)
+    (model / manifest["file"]).write_bytes(original)
+    assert create_app(model).test_client().get("/model/added.onnx").data == original
+
+
+def test_symlinked_model_file_is_refused(tmp_path, manifest, capsys):
+    """A manifest naming `evil.onnx -> pyproject.toml` served pyproject.toml."""
+    model = copy_model(tmp_path / "model")
+    (model / "evil.onnx").symlink_to(REPO / "pyproject.toml")
+    write_manifest(model, lambda m: m["variants"].append({"file": "evil.onnx", "precision": "evil"}))
+    with pytest.raises(ValueError, match="evil.onnx is a symbolic link"):
+        create_app(model)
+    code, err = run_cli(["serve", "--model", str(model)], capsys)
+    assert code == 2 and "evil.onnx is a symbolic link" in err and "\n" not in err
+    # The default file itself a link (to a byte-identical copy elsewhere): refused as well.
+    elsewhere = copy_model(tmp_path / "elsewhere")
+    (model / "evil.onnx").unlink()
+    (model / manifest["file"]).unlink()
+    (model / manifest["file"]).symlink_to(elsewhere / manifest["file"])
+    write_manifest(model, lambda m: m.__setitem__("variants", [v for v in m["variants"] if v["file"] != "evil.onnx"]))
+    with pytest.raises(ValueError, match=f"{manifest['file']} is a symbolic link"):
+        create_app(model)
+
+
+def test_symlink_in_static_is_not_served(tmp_path, app):
+    """A link in static/ was served, and as immutable."""
+    (tmp_path / "app.js").write_text("export {};\n")
+    (tmp_path / "evil.js").symlink_to(REPO / "pyproject.toml")
+    (tmp_path / "linked").symlink_to(REPO / "webapp", target_is_directory=True)
+    app = create_app(MODEL_DIR)
+    app.extensions["kyara"]["static"] = static = StaticFiles.scan(tmp_path)
+    client = app.test_client()
+    assert client.get(f"/static/{static.version}/app.js").status_code == 200
+    assert client.get(f"/static/{static.version}/evil.js").status_code == 404
+    assert client.get(f"/static/{static.version}/linked/__init__.py").status_code == 404
+
+
+@pytest.mark.parametrize("path", [
+    "/static/x/" + "a" * 300 + ".js",
+    "/static/x/" + "a" * 300 + "/app.js",
+    "/model/" + "a" * 300 + ".onnx",
+    "/ort/1.30.0/" + "a" * 300,
+    "/" + "a" * 300,
+])
+def test_overlong_path_segment_is_404(client, path, caplog):
+    """A segment over 255 characters gave a 500 (OSError: File name too long) and a traceback."""
+    with caplog.at_level(logging.ERROR):
+        assert client.get(path).status_code == 404
+    assert not caplog.records
+
+
+@pytest.mark.parametrize("bad", [
+    "../pyproject.toml", "sub/model.onnx", "/etc/passwd", "..\\x.onnx", ".hidden.onnx", "",
+    "a\x00b.onnx", "line\nbreak.onnx", "a" * 256 + ".onnx", 5, None,
+])
+def test_file_names_from_the_manifest_must_be_plain(tmp_path, bad, capsys):
+    """Both `file` and each variant's `file`: anything else is one line naming the manifest, at start."""
+    for where in ("file", "variant"):
+        model = copy_model(tmp_path / where)
+        if where == "file":
+            write_manifest(model, lambda m: m.__setitem__("file", bad))
+        else:
+            write_manifest(model, lambda m: m["variants"].append({"file": bad, "precision": "bad"}))
+        with pytest.raises(ValueError, match="manifest.json: model file names must be plain file names"):
+            create_app(model)
+        code, err = run_cli(["serve", "--model", str(model)], capsys)
+        assert code == 2 and "plain file names" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("variants", [["model.onnx"], "model.onnx", {"file": "model.onnx"}, [None]])
+def test_variants_must_be_a_list_of_objects(tmp_path, variants, capsys):
+    model = copy_model(tmp_path / "model")
+    write_manifest(model, lambda m: m.__setitem__("variants", variants))
+    code, err = run_cli(["serve", "--model", str(model)], capsys)
+    assert code == 2 and "'variants' must be a list of objects" in err and "\n" not in err
+
+
+def test_half_sent_requests_are_closed_after_the_timeout(app):
+    """300 half-sent requests held 301 threads for good; now each is closed after the timeout, and a
+    request that arrives whole is still answered."""
+    with serve_in_background(app, timeout=1) as url:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(20)]
+        for sock in sockets:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")      # no blank line: never finished
+        start = time.monotonic()
+        closed = [sock.recv(1024) for sock in sockets]                    # b"": the server hung up
+        waited = time.monotonic() - start
+        for sock in sockets:
+            sock.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+    assert closed == [b""] * len(sockets) and waited < 10
+
+
+def test_serve_uses_a_finite_timeout():
+    from webapp.server import REQUEST_TIMEOUT, serve
+    server = serve(create_app(MODEL_DIR), "127.0.0.1", 0)
+    try:
+        assert 0 < server.RequestHandlerClass.timeout == REQUEST_TIMEOUT <= 60
+    finally:
+        server.server_close()

@@ -26,8 +26,10 @@ def create_app(model_dir: str | os.PathLike | None = None, ort_dir: str | os.Pat
     """Build the app. Directories come from the arguments, else KYARA_MODEL_DIR / KYARA_ORT_DIR, else the
     repository's models/default and node_modules/onnxruntime-web.
 
-    Raises FileNotFoundError (one clear line, printed by the CLI) when the model's manifest or the npm
-    package is missing, so a broken set-up fails at start rather than as a blank page.
+    Relative directories are taken from the current directory. Raises FileNotFoundError or ValueError
+    (one clear line, printed by the CLI) when the manifest, a model file or the npm package is missing, or
+    a model file does not match the manifest's sha256, so a broken set-up fails at start rather than as
+    a blank page.
     """
     app = Flask(__name__, static_folder=None)
     app.config.from_mapping(MODEL_DIR=str(DEFAULT_MODEL_DIR), ORT_DIR=str(DEFAULT_ORT_DIR))
@@ -38,8 +40,8 @@ def create_app(model_dir: str | os.PathLike | None = None, ort_dir: str | os.Pat
         app.config["ORT_DIR"] = str(ort_dir)
 
     app.extensions["kyara"] = {
-        "model": ServedModel.load(Path(app.config["MODEL_DIR"])),
-        "ort": OrtFiles.find(Path(app.config["ORT_DIR"]), REPO_ROOT),
+        "model": ServedModel.load(app.config["MODEL_DIR"]),
+        "ort": OrtFiles.find(app.config["ORT_DIR"], REPO_ROOT),
         "static": StaticFiles.scan(Path(__file__).parent / "static"),
     }
 

@@ -1,12 +1,20 @@
-"""The three sets of files the server may send, each a closed list read once at start-up.
+"""The three sets of files the server may send, each a closed list read into memory once at start-up.
 
 Serving only names found here (rather than any path under a folder) is what keeps path traversal out:
-a request names a file, and the file is either on the list or the answer is 404.
+a request names a file, and the file is either on the list or the answer is 404, without touching the
+disk. Reading the bytes at start-up, rather than on each request, means what is served is what was
+checked: a model file is compared with the manifest's sha256 once, and a `?v=<sha256>` URL sent as
+immutable can never carry other bytes, whatever happens to the folder while the server runs (a new
+export is served after a restart). Only regular files are read: a symbolic link is refused, so a link
+in a model folder or in static/ cannot expose a file from elsewhere.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,44 +28,97 @@ ORT_FILES = (
     "ort-wasm-simd-threaded.asyncify.mjs",
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
+NAME_MAX = 255     # bytes in one file name on Linux, macOS and Windows file systems
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One file's bytes as read at start-up; `sha256` is its ETag (and, for a model file, its version)."""
+
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> Blob:
+        """Read `path` if it is a regular file. A symbolic link (even one pointing at a regular file) or
+        anything else is a ValueError naming the path; a missing file is a FileNotFoundError."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path} does not exist") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ValueError(f"{path} is a symbolic link: only regular files are served") from None
+            raise
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ValueError(f"{path} is not a regular file")
+            data = file.read()
+        return cls(data, hashlib.sha256(data).hexdigest())
 
 
 def _plain_name(name: object, where: Path) -> str:
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+    """A file name read from JSON, accepted only as a plain name in the model folder (no path, no
+    hidden file, no control characters, not longer than a file system allows)."""
+    if (not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name
+            or not name.isprintable() or len(name.encode()) > NAME_MAX):
         raise ValueError(f"{where}: model file names must be plain file names, got {name!r}")
     return name
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A model directory: manifest.json plus the ONNX files its `file` and `variants` name."""
+    """A model directory: manifest.json plus the ONNX files its `file` and `variants` name, all checked
+    and read at start-up."""
 
     directory: Path
     manifest: dict
-    files: dict[str, str]          # file name -> sha256 (the version a URL's ?v= must match)
+    manifest_file: Blob
+    files: dict[str, Blob]         # file name -> its bytes
+    versions: dict[str, str]       # file name -> the manifest's sha256 ("" if it gives none): the ?v= that
+                                   # makes a URL immutable
 
     @classmethod
-    def load(cls, directory: Path) -> ServedModel:
+    def load(cls, directory: str | os.PathLike) -> ServedModel:
+        """Read and check the model in `directory`. Every problem is one line naming the file: a missing
+        manifest or model file (FileNotFoundError), invalid JSON, a file name that is not a plain name,
+        a symbolic link, or a file whose sha256 is not the manifest's (ValueError)."""
+        directory = Path(directory).resolve()
         path = directory / "manifest.json"
         if not path.is_file():
             raise FileNotFoundError(
                 f"no model at {directory} (missing manifest.json); export one with `kyara export` "
                 "or pass --model DIR"
             )
+        manifest_file = Blob.read(path)
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+            manifest = json.loads(manifest_file.data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{path}: the manifest is not a JSON object")
         for key in ("tags", "groups", "noise_dim", "resolution", "file"):
             if key not in manifest:
                 raise ValueError(f"{path}: the manifest has no {key!r}")
-        files = {
-            _plain_name(v.get("file"), path): str(v.get("sha256", ""))
-            for v in manifest.get("variants", [])
-        }
-        default = _plain_name(manifest["file"], path)
-        files.setdefault(default, str(manifest.get("sha256", "")))
-        return cls(directory, manifest, files)
+        variants = manifest.get("variants", [])
+        if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+            raise ValueError(f"{path}: 'variants' must be a list of objects")
+
+        versions = {_plain_name(v.get("file"), path): str(v.get("sha256") or "") for v in variants}
+        versions.setdefault(_plain_name(manifest["file"], path), str(manifest.get("sha256") or ""))
+        files = {}
+        for name, sha256 in versions.items():
+            try:
+                blob = Blob.read(directory / name)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{directory / name} does not exist (named in {path})") from None
+            if sha256 and blob.sha256 != sha256:
+                raise ValueError(
+                    f"{directory / name}: its sha256 is {blob.sha256[:16]}..., {path} says {sha256[:16]}...: "
+                    "the file is incomplete or from another export; copy or export it again"
+                )
+            files[name] = blob
+        return cls(directory, manifest, manifest_file, files, versions)
 
 
 @dataclass(frozen=True)
@@ -66,9 +127,11 @@ class OrtFiles:
 
     dist: Path
     version: str
+    files: dict[str, Blob]         # the ORT_FILES
 
     @classmethod
-    def find(cls, package_dir: Path, repo_root: Path) -> OrtFiles:
+    def find(cls, package_dir: str | os.PathLike, repo_root: Path) -> OrtFiles:
+        package_dir = Path(package_dir).resolve()
         package_json = package_dir / "package.json"
         missing = [name for name in ORT_FILES if not (package_dir / "dist" / name).is_file()]
         if not package_json.is_file() or missing:
@@ -77,7 +140,8 @@ class OrtFiles:
                 "(needs Node.js; it installs the version pinned in package-lock.json)"
             )
         version = json.loads(package_json.read_text(encoding="utf-8"))["version"]
-        return cls(package_dir / "dist", version)
+        dist = package_dir / "dist"
+        return cls(dist, version, {name: Blob.read(dist / name) for name in ORT_FILES})
 
 
 @dataclass(frozen=True)
@@ -85,16 +149,26 @@ class StaticFiles:
     """The page's own modules and styles, versioned by a hash of their contents.
 
     The version goes in the URL path (/static/<version>/app.js), so the modules' relative imports keep
-    it and every file can be cached as immutable; an edit changes the version and the page's links.
+    it and every file can be cached as immutable; an edit changes the version and the page's links
+    (after a restart: the files are read once). Symbolic links are left out.
     """
 
     directory: Path
     version: str
+    files: dict[str, Blob]         # path relative to the folder, with "/" -> its bytes
 
     @classmethod
-    def scan(cls, directory: Path) -> StaticFiles:
+    def scan(cls, directory: str | os.PathLike) -> StaticFiles:
+        directory = Path(directory).resolve()
+        files = {}
+        for folder, _, names in sorted(os.walk(directory)):      # os.walk does not enter linked folders
+            for name in sorted(names):
+                path = Path(folder) / name
+                if path.is_symlink() or not path.is_file():
+                    continue
+                files[path.relative_to(directory).as_posix()] = Blob.read(path)
         digest = hashlib.sha256()
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            digest.update(path.relative_to(directory).as_posix().encode())
-            digest.update(path.read_bytes())
-        return cls(directory, digest.hexdigest()[:16])
+        for name, blob in files.items():
+            digest.update(name.encode())
+            digest.update(blob.data)
+        return cls(directory, digest.hexdigest()[:16], files)

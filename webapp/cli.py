@@ -4,20 +4,41 @@ from __future__ import annotations
 import argparse
 
 
+def _port(text: str) -> int:
+    """A TCP port, checked here: getaddrinfo, which Werkzeug binds through, would take 99999 modulo 65536
+    and listen on 34463 without a word."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1-65535, got {text!r}")
+    return port
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the page that generates faces in the browser")
+    p = sub.add_parser("serve", help="serve the page that generates faces in the browser (for local use)")
     p.add_argument("--model", help="exported model folder with manifest.json (default: the repo's models/default)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from webapp import create_app
+    from webapp.server import serve
     app = create_app(args.model)
+    try:
+        server = serve(app, args.host, args.port)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     model = app.extensions["kyara"]["model"]
     print(f"kyara serve: {model.manifest.get('name', 'model')} from {model.directory} "
-          f"on http://{args.host}:{args.port}/")
-    # Werkzeug's threaded server is enough: every request is a file read, the browser does the work.
-    app.run(host=args.host, port=args.port, threaded=True)
+          f"on http://{args.host}:{server.port}/ (for local use; see the README for a public host)", flush=True)
+    # Werkzeug's threaded server is enough here: every request is a file sent from memory, the browser
+    # does the work.
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0

@@ -3,16 +3,18 @@
 Cache policy: a URL that carries the content's version (the static hash or ort version in the path,
 the ONNX file's sha256 in ?v=) is immutable for a year; the page, the manifest and the service worker
 are `no-cache` (always revalidated with their ETag), so a new model or page shows up on the next visit.
+Every answer comes from the lists read at start-up (webapp.assets): no request touches the disk.
 """
 from __future__ import annotations
 
+import io
 import mimetypes
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_file
-from werkzeug.security import safe_join
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from werkzeug.wsgi import wrap_file
 
-from webapp.assets import ORT_FILES
+from webapp.assets import Blob
 
 bp = Blueprint("web", __name__)
 
@@ -50,19 +52,23 @@ def _kyara(key: str):
     return current_app.extensions["kyara"][key]
 
 
-def _send(path: Path, immutable: bool) -> Response:
-    """Send one file with its exact MIME type, an ETag, and the cache policy its URL allows."""
-    if not path.is_file():
+def _send(name: str, blob: Blob | None, immutable: bool) -> Response:
+    """Send one file read at start-up (404 if None) with its exact MIME type, its sha256 as ETag, and the
+    cache policy its URL allows. Written out in 8 KiB blocks, so the server's socket timeout bounds each
+    block, not the whole download."""
+    if blob is None:
         abort(404)
-    mimetype = MIME_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=None)
+    mimetype = MIME_TYPES.get(Path(name).suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    body = wrap_file(request.environ, io.BytesIO(blob.data))
+    response = Response(body, mimetype=mimetype, direct_passthrough=True)
+    response.content_length = len(blob.data)
+    response.set_etag(blob.sha256)
     _cache(response, immutable)
-    return response
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(blob.data))
 
 
 def _cache(response: Response, immutable: bool) -> None:
     if immutable:
-        response.cache_control.no_cache = None   # send_file's default; it would overrule max-age
         response.cache_control.public = True
         response.cache_control.max_age = YEAR
         response.cache_control.immutable = True
@@ -93,38 +99,31 @@ def index() -> Response:
 @_route("/sw.js")
 def service_worker() -> Response:
     """At the root, because a service worker only controls pages under its own path."""
-    return _send(_kyara("static").directory / "sw.js", immutable=False)
+    return _send("sw.js", _kyara("static").files.get("sw.js"), immutable=False)
 
 
 @_route("/static/<version>/<path:filename>")
 def static_file(version: str, filename: str) -> Response:
     static = _kyara("static")
-    path = safe_join(str(static.directory), filename)
-    if path is None:
-        abort(404)
-    return _send(Path(path), immutable=version == static.version)
+    return _send(filename, static.files.get(filename), immutable=version == static.version)
 
 
 @_route("/ort/<version>/<name>")
 def ort_file(version: str, name: str) -> Response:
     ort = _kyara("ort")
-    if name not in ORT_FILES:
-        abort(404)
-    return _send(ort.dist / name, immutable=version == ort.version)
+    return _send(name, ort.files.get(name), immutable=version == ort.version)
 
 
 @_route("/model/manifest.json")
 def manifest() -> Response:
-    return _send(_kyara("model").directory / "manifest.json", immutable=False)
+    return _send("manifest.json", _kyara("model").manifest_file, immutable=False)
 
 
 @_route("/model/<name>")
 def model_file(name: str) -> Response:
     model = _kyara("model")
-    if name not in model.files:
-        abort(404)
-    sha = model.files[name]
-    return _send(model.directory / name, immutable=bool(sha) and request.args.get("v") == sha)
+    sha256 = model.versions.get(name)
+    return _send(name, model.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
 
 
 @bp.after_app_request
@@ -136,4 +135,7 @@ def security_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
+    # make_conditional() adds a Date header, and so does every HTTP server (Werkzeug's included): the
+    # server's is the one that stays.
+    response.headers.remove("Date")
     return response

@@ -15,7 +15,8 @@
 //                                  model switch, an interpolation, a pasted link) has finished.
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
 // describes the batch on screen (seeds, batch size, tags, lock and model it was made with); a link pasted
-// into the address bar is drawn as the next job.
+// into the address bar is drawn as the next job. A part of a link that cannot be used (a bad lock, a tag or
+// model this model folder lacks) is left out and named in a notice (#link-notice); the rest is drawn.
 //
 // The page runs one job at a time (a queue): the Generate button, the model menu and Interpolate are
 // disabled while a job runs, and a link pasted meanwhile waits for its turn.
@@ -55,6 +56,25 @@ function showError(err) {
 function hideError() {
   $('error').hidden = true;
   $('error').textContent = '';
+}
+
+// What each share-link key holds, for the notice about the parts of a link that were left out.
+const LINK_PARTS = {
+  s: 'noise seed', t: 'tag seed', n: 'batch size', on: 'tags', off: 'tags', lock: 'locked noise', m: 'model',
+};
+
+/** The keys of a decoded link the page cannot use: decodeState's, and a model file it does not have. */
+function unusable(shared) {
+  const model = shared.model !== null && variantFor(shared.model).file !== shared.model ? ['m'] : [];
+  return [...shared.dropped, ...model];
+}
+
+/** Say which parts of the link just read were left out (none: the notice goes). */
+function showLinkNotice(keys) {
+  const parts = [...new Set(keys.map((key) => LINK_PARTS[key]))];
+  $('link-notice').textContent = parts.length
+    ? `Left out of this link (unreadable, or not for this model): ${parts.join(', ')}.` : '';
+  $('link-notice').hidden = parts.length === 0;
 }
 
 // ---------------------------------------------------------------- one job at a time
@@ -316,6 +336,7 @@ async function generateBatch() {
 function onGenerate(event) {
   event?.preventDefault();
   if (running || !state.engine) return;  // the button is disabled meanwhile; Enter in a field is too
+  showLinkNotice([]);  // the notice was about the link opened, not this batch
   userJob(async () => {
     readControls();
     const typed = Number($('seed').value);
@@ -422,9 +443,13 @@ function writeHash() {
   $('copy-link').textContent = 'Copy link';
 }
 
-/** Read a share link into the state; returns false when the hash holds no seeds. */
+/**
+ * Read a share link into the state; returns false when the hash holds no seeds. A part that cannot be
+ * used is left out with a notice: a bad lock, say, must not keep the rest of the link from drawing.
+ */
 function readHash(hash = location.hash) {
   const shared = decodeState(hash, state.manifest);
+  showLinkNotice(unusable(shared));
   if (shared.seed === null || shared.tagSeed === null) return false;
   state.seed = shared.seed;
   state.tagSeed = shared.tagSeed;
@@ -433,7 +458,7 @@ function readHash(hash = location.hash) {
   state.lock = null;
   if (shared.lock?.ref) {
     state.lock = { ref: shared.lock.ref, noise: noiseFor(shared.lock.seed, shared.lock.index) };
-  } else if (shared.lock?.noise?.length === state.manifest.noise_dim) {
+  } else if (shared.lock) {
     state.lock = { ref: null, noise: shared.lock.noise };
   }
   $('seed').value = state.seed;
@@ -526,12 +551,11 @@ function wire() {
     userJob(async () => {
       if (!state.engine) return;  // the model never loaded: the error is on screen
       const shared = decodeState(hash, state.manifest);
-      if (shared.seed === null || shared.tagSeed === null) return;
-      if (shared.model && variantFor(shared.model).file !== state.engine.variant.file) {
+      const seeded = shared.seed !== null && shared.tagSeed !== null;
+      if (seeded && shared.model && variantFor(shared.model).file !== state.engine.variant.file) {
         await useVariant(shared.model);
       }
-      readHash(hash);
-      await generateBatch();
+      if (readHash(hash)) await generateBatch();
     }).then(cacheIfSwitched(state.engine));
   });
 }

@@ -68,10 +68,18 @@ function encodeFloats(values) {
   return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
 }
 
+/** Float32 values from base64url; null when the text is not base64url of whole, finite floats. */
 function decodeFloats(text) {
-  const binary = atob(text.replaceAll('-', '+').replaceAll('_', '/'));
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  return new Float32Array(bytes.buffer.slice(0, bytes.length - (bytes.length % 4)));
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
+  let binary;
+  try {
+    binary = atob(text.replaceAll('-', '+').replaceAll('_', '/'));
+  } catch {
+    return null;  // a length no base64 text can have
+  }
+  if (binary.length % 4) return null;
+  const values = new Float32Array(Uint8Array.from(binary, (c) => c.charCodeAt(0)).buffer);
+  return values.every(Number.isFinite) ? values : null;
 }
 
 /**
@@ -99,27 +107,47 @@ export function encodeState({ seed, tagSeed, n, choices, lock, model }, manifest
   return params.toString();
 }
 
-/** Inverse of encodeState; unknown tags (a link made for another model) are ignored. */
+/**
+ * Inverse of encodeState. A link may be hand-edited, truncated or made for another model: a part that
+ * cannot be used (a seed that is not a whole number, a tag the model lacks, a lock that is neither
+ * "seed.index" nor noise of the model's size) is left out, and its key listed in `dropped`, so the page
+ * can say so and still draw the rest. Never throws.
+ */
 export function decodeState(hash, manifest) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
-  const uint = (key) => {
-    const value = Number(params.get(key));
-    return params.has(key) && Number.isInteger(value) && value >= 0 && value < 2 ** 32 ? value : null;
+  const dropped = new Set();
+  const uint = (key, least = 0) => {
+    if (!params.has(key)) return null;
+    const text = params.get(key);
+    if (/^\d{1,10}$/.test(text) && Number(text) >= least && Number(text) < 2 ** 32) return Number(text);
+    dropped.add(key);
+    return null;
   };
   const choices = defaultChoices(manifest);
   const groupOf = new Map(manifest.groups.flatMap((g) => g.tags.map((t) => [t, g])));
   for (const [key, value] of [['on', 'on'], ['off', 'off']]) {
     for (const tag of (params.get(key) ?? '').split(',').filter(Boolean)) {
       const group = groupOf.get(tag);
-      if (!group) continue;
-      if (group.exclusive) { if (value === 'on') choices[group.name] = tag; } else choices[tag] = value;
+      if (!group || (group.exclusive && value === 'off')) dropped.add(key);
+      else if (group.exclusive) choices[group.name] = tag;
+      else choices[tag] = value;
     }
   }
   let lock = null;
-  const lockText = params.get('lock');
-  if (lockText) {
-    const ref = /^(\d+)\.(\d+)$/.exec(lockText);
-    lock = ref ? { ref: lockText, seed: Number(ref[1]), index: Number(ref[2]) } : { noise: decodeFloats(lockText) };
+  if (params.has('lock')) {
+    const text = params.get('lock');
+    const ref = /^(\d{1,10})\.(\d{1,2})$/.exec(text);
+    const noise = ref ? null : decodeFloats(text);
+    if (ref && Number(ref[1]) < 2 ** 32 && Number(ref[2]) < 64) {
+      lock = { ref: text, seed: Number(ref[1]), index: Number(ref[2]) };
+    } else if (noise?.length === manifest.noise_dim) {
+      lock = { noise };
+    } else {
+      dropped.add('lock');
+    }
   }
-  return { seed: uint('s'), tagSeed: uint('t'), n: uint('n'), choices, lock, model: params.get('m') };
+  return {
+    seed: uint('s'), tagSeed: uint('t'), n: uint('n', 1), choices, lock, model: params.get('m'),
+    dropped: [...dropped],
+  };
 }

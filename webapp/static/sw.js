@@ -18,9 +18,11 @@ function fileKey(url) {
   return pathname.replace(/^\/(static|ort)\/[^/]+\//, '/$1/');
 }
 
+/** A URL whose content never changes: a static or ort version in the path, or a model file's sha256 in
+ * ?v=. An empty ?v= (a manifest without sha256) names no version: that file is fetched network-first. */
 function isVersioned(url) {
   const { pathname, searchParams } = new URL(url);
-  return /^\/(static|ort)\/[^/]+\//.test(pathname) || (pathname.startsWith('/model/') && searchParams.has('v'));
+  return /^\/(static|ort)\/[^/]+\//.test(pathname) || (pathname.startsWith('/model/') && Boolean(searchParams.get('v')));
 }
 
 async function download(url) {
