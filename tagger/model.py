@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -73,10 +74,20 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: backbone weights not found")
-    state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu")
+    state = load_file(str(path)) if path.suffix == ".safetensors" else load_state(path)
     missing, _ = backbone.load_state_dict(state, strict=False)
     if missing:
         raise ValueError(f"{path}: does not fit the backbone, missing {len(missing)} tensors e.g. {missing[0]}")
+
+
+def load_state(path: str | Path, device: str = "cpu") -> dict:
+    """A torch-saved state (weights, optimizer state), refusing pickled code: a .pt file is a pickle, and
+    unpickling a stranger's file may run anything, so only tensors and plain containers are accepted."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: refused: it holds pickled objects, not only tensors (loading it could run "
+                         "code); convert it to safetensors or a plain state dict") from None
 
 
 def group_columns(vocab: Vocabulary) -> list[tuple[bool, list[int]]]:
@@ -114,7 +125,11 @@ def probabilities(logits: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
 
 
 def tags_from_probabilities(probs: np.ndarray, vocab: Vocabulary, thresholds: dict[str, float]) -> list[list[str]]:
-    """Each image's tags: the most likely tag of every exclusive group, and the others above their threshold."""
+    """Each image's tags: the most likely tag of every exclusive group, and the others above their threshold.
+
+    In an at-most-one group (hair length) only the most likely of the tags above their thresholds is kept,
+    so a tagging never says "long hair" and "short hair" for one face.
+    """
     result = []
     for row in np.asarray(probs):
         tags = []
@@ -122,8 +137,9 @@ def tags_from_probabilities(probs: np.ndarray, vocab: Vocabulary, thresholds: di
             cols = [vocab.index(t) for t in group.tags]
             if group.exclusive:
                 tags.append(group.tags[int(np.argmax(row[cols]))])
-            else:
-                tags += [t for t, c in zip(group.tags, cols) if row[c] >= thresholds.get(t, 0.5)]
+                continue
+            above = [(row[c], t) for t, c in zip(group.tags, cols) if row[c] >= thresholds.get(t, 0.5)]
+            tags += [max(above)[1]] if group.at_most_one and above else [t for _, t in above]
         result.append([t for t in vocab.tags if t in tags])
     return result
 
@@ -150,6 +166,11 @@ class Tagger:
             x = F.interpolate(x, size=(self.config.input_size,) * 2, mode="bilinear", antialias=True,
                               align_corners=False)
         return (x - self._mean) / self._std
+
+    @property
+    def load_size(self) -> int | None:
+        """The size `kyara tag` decodes pictures at for `predict` (the input size, as `kyara pack` resizes)."""
+        return self.config.input_size
 
     @torch.no_grad()
     def _batched(self, images: np.ndarray, fn, batch_size: int) -> np.ndarray:

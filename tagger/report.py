@@ -1,4 +1,4 @@
-"""Validation of a tagger: threshold calibration, per-tag precision/recall, group accuracy, confusion matrices.
+"""Validation of a tagger: threshold calibration, per-tag precision/recall/F1/AP, group accuracy, confusion matrices.
 
 Everything here works on probabilities (N x T) and int8 labels (1 / 0 / -1 unknown); entries whose label is
 unknown are left out of every figure.
@@ -39,9 +39,24 @@ def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabular
     return thresholds
 
 
+def average_precision(scores: np.ndarray, truth: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as the mean precision at each positive's rank (None: no positive).
+
+    Independent of any threshold: how well the tagger ranks the faces that have the tag above those that don't.
+    """
+    if not truth.any():
+        return None
+    order = np.argsort(-scores, kind="stable")
+    hits = truth[order]
+    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at[hits].mean())
+
+
 def evaluate(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, thresholds: dict[str, float]) -> dict:
-    """Per-tag precision/recall/support and, per exclusive group, accuracy and confusion matrix (true x pred)."""
+    """Per-tag precision/recall/F1/average precision/support and, per exclusive group, accuracy and confusion
+    matrix (true x pred)."""
     predicted = np.array([vocab.encode(tags) for tags in tags_from_probabilities(probs, vocab, thresholds)]) > 0
+    predicted = predicted.reshape(len(labels), len(vocab))
     per_tag = {}
     for c, tag in enumerate(vocab.tags):
         known = labels[:, c] >= 0
@@ -50,7 +65,10 @@ def evaluate(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, threshold
         per_tag[tag] = {
             "precision": tp / max(int(pred.sum()), 1),
             "recall": tp / max(int(truth.sum()), 1),
+            "f1": 2 * tp / max(int(pred.sum() + truth.sum()), 1),
+            "ap": average_precision(probs[known, c], truth),
             "support": int(truth.sum()),
+            "images": int(known.sum()),
         }
     groups = {}
     for group in vocab.exclusive_groups:

@@ -1,7 +1,8 @@
-"""`kyara tagger train`: fit a tagger on a packed set's train split, calibrate and report on its val split.
+"""`kyara tagger train`: fit a tagger on one or more packed sets (and extra label files), calibrate, report.
 
-The packed set's split is by face group (an image, its mirror twin and its duplicates stay together), so the
-validation figures are not inflated by near-copies of training images.
+The data and its splits come from `tagger.sources`: splits are by face group (an image, its mirror twin and
+its duplicates stay together), colours are measured on the packed validation splits, and every other tag's
+threshold is chosen on one split (`calibrate`) and its figures measured on another (`report`).
 
 Re-running with the same --out continues from the last finished epoch (`state.pt`). The finished tagger is
 `tagger.safetensors` + `tagger.json` (see `tagger.model`), next to `report.json`, confusion PNGs and
@@ -15,15 +16,17 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from tagger.model import DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, save_tagger, tagger_loss
+from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, load_state, load_tagger, save_tagger,
+                          tagger_loss)
 from tagger.report import calibrate_thresholds, evaluate, write_report
-from training.packed import PackedSet
+from tagger.sources import Source, TrainingData, load_training_data
 
 STATE = "state.pt"
 
@@ -50,50 +53,78 @@ def _save_state(out: Path, state: dict) -> None:
     os.replace(out / f".{STATE}.tmp", out / STATE)
 
 
-def train_tagger(data: str | Path, out: str | Path, backbone: str = DEFAULT_BACKBONE, epochs: int = 10,
+def epoch_order(data: TrainingData, train_idx: np.ndarray, oversample: int, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's images in random order: every training image once, those labelled by eye `oversample`
+    times (a few hundred annotated faces would otherwise be lost among tens of thousands of colour labels)."""
+    repeats = np.where(data.annotated[train_idx], oversample, 1)
+    return rng.permutation(np.repeat(train_idx, repeats))
+
+
+def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
+    """Copy a trained tagger's backbone and, for the tags both know, its head rows into `net`."""
+    if start.config.backbone != backbone:
+        raise ValueError(f"the tagger to start from has backbone {start.config.backbone!r}, not {backbone!r}")
+    net.backbone.load_state_dict(start.net.backbone.state_dict())
+    with torch.no_grad():
+        for tag in set(vocab.tags) & set(start.vocab.tags):
+            net.head.weight[vocab.index(tag)] = start.net.head.weight[start.vocab.index(tag)]
+            net.head.bias[vocab.index(tag)] = start.net.head.bias[start.vocab.index(tag)]
+
+
+def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEFAULT_BACKBONE, epochs: int = 10,
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.05,
                  backbone_weights: str | Path | None = None, seed: int = 0, device: str = "cpu",
-                 limit: int | None = None) -> Tagger:
-    """Train, then calibrate thresholds and write the tagger and its validation report into `out`.
+                 limit: int | None = None, oversample: int = 1, fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                 min_positives: int = 0, init: str | Path | None = None) -> Tagger:
+    """Train, then calibrate thresholds and write the tagger and its report into `out`.
 
-    `limit` caps the number of training images (for smoke tests).
+    `init` starts from a trained tagger (its backbone, and the head rows of the tags it knows), e.g. the
+    shipped colour tagger, so that training goes to the new tags. `limit` caps the number of training
+    images (for smoke tests).
     """
-    packed = PackedSet.open(data)
-    vocab = packed.vocab
-    train_idx, val_idx = packed.indices("train"), packed.indices("val")
+    data = load_training_data(sources, fractions, seed, min_positives)
+    vocab = data.vocab
+    train_idx = data.indices("train")
     if limit is not None:
         train_idx = train_idx[:limit]
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ValueError(f"{data}: the packed set needs both a train and a val split "
-                         f"(has {len(train_idx)} train, {len(val_idx)} val images)")
+    colour_idx, calibrate_idx, report_idx = np.flatnonzero(data.packed_val), data.indices("calibrate"), \
+        data.indices("report")
+    if not (len(train_idx) and len(colour_idx) and len(calibrate_idx) and len(report_idx)):
+        raise ValueError(f"{', '.join(str(s.data) for s in sources)}: the tagger needs images to train, validate, "
+                         f"calibrate and report on (has {len(train_idx)} train, {len(colour_idx)} val, "
+                         f"{len(calibrate_idx)} calibrate, {len(report_idx)} report)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=packed.resolution)
+    resolution = int(data.images.shape[1])
+    config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=resolution)
     tagger = Tagger(TaggerNet(backbone, len(vocab), backbone_weights), config, device)
     net = tagger.net
+    if init is not None:
+        start_from(net, vocab, load_tagger(init), backbone)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / batch_size)
+    per_epoch = len(epoch_order(data, train_idx, oversample, np.random.default_rng(0)))
+    steps_per_epoch = math.ceil(per_epoch / batch_size)
     total, warmup = epochs * steps_per_epoch, min(steps_per_epoch, 500)
 
     start_epoch = 0
     if (out / STATE).is_file():
-        state = torch.load(out / STATE, map_location=device, weights_only=False)
+        state = load_state(out / STATE, device)
         net.load_state_dict(state["net"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
         print(f"kyara tagger train: continuing after epoch {start_epoch} of {epochs}")
 
-    labels = torch.from_numpy(packed.labels.astype(np.int64))
+    labels = torch.from_numpy(data.labels.astype(np.int64))
     for epoch in range(start_epoch, epochs):
         net.train()
         rng = np.random.default_rng([seed, epoch])  # per-epoch RNGs make a resumed run draw the same batches
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
-        order = rng.permutation(train_idx)
+        order = epoch_order(data, train_idx, oversample, rng)
         running, started = 0.0, time.time()
         bar = tqdm(range(steps_per_epoch), desc=f"tagger epoch {epoch + 1}/{epochs}", unit="batch")
         for i in bar:
-            batch = np.sort(order[i * batch_size:(i + 1) * batch_size])  # sorted reads are kinder to the mmap
-            x = augment(tagger.preprocess(packed.images[batch]), gen)
+            batch = order[i * batch_size:(i + 1) * batch_size]
+            x = augment(tagger.preprocess(data.images[batch]), gen)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch * steps_per_epoch + i, total, lr, warmup)
             loss = tagger_loss(net(x), labels[batch].to(device), vocab)
@@ -103,10 +134,12 @@ def train_tagger(data: str | Path, out: str | Path, backbone: str = DEFAULT_BACK
             running = 0.98 * running + 0.02 * loss.item() if i else loss.item()
             bar.set_postfix(loss=f"{running:.3f}")
         tagger.net.eval()
-        probs = tagger.predict(packed.images[val_idx])
-        accuracy = {name: g["accuracy"] for name, g in
-                    evaluate(probs, packed.labels[val_idx], vocab, {})["groups"].items()}
-        record = {"epoch": epoch + 1, "train_loss": running, "val_accuracy": accuracy,
+        colour = evaluate(tagger.predict(data.images[colour_idx]), data.labels[colour_idx], vocab, {})
+        calibrate = evaluate(tagger.predict(data.images[calibrate_idx]), data.labels[calibrate_idx], vocab, {})
+        record = {"epoch": epoch + 1, "train_loss": running,
+                  "val_accuracy": {name: g["accuracy"] for name, g in colour["groups"].items()},
+                  "calibrate_ap": {t: f["ap"] for t, f in calibrate["tags"].items()
+                                   if not vocab.group_of(t).exclusive and f["ap"] is not None},
                   "seconds": round(time.time() - started, 1)}
         print(f"kyara tagger train: {json.dumps(record)}")
         with open(out / "metrics.jsonl", "a") as f:
@@ -114,17 +147,49 @@ def train_tagger(data: str | Path, out: str | Path, backbone: str = DEFAULT_BACK
         _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1})
 
     tagger.net.eval()
-    probs = tagger.predict(packed.images[val_idx])
-    val_labels = packed.labels[val_idx]
-    tagger.thresholds = calibrate_thresholds(probs, val_labels, vocab)
-    report = evaluate(probs, val_labels, vocab, tagger.thresholds)
-    report["data"] = {"path": str(packed.path), "source": packed.meta.get("source"),
-                      "train_images": int(len(train_idx)), "val_images": int(len(val_idx))}
+    tagger.thresholds = calibrate_thresholds(tagger.predict(data.images[calibrate_idx]),
+                                             data.labels[calibrate_idx], vocab)
+    report = final_report(tagger, data, colour_idx, calibrate_idx, report_idx, min_positives)
     config.thresholds = tagger.thresholds
     config.training = {"data": report["data"], "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                       "weight_decay": weight_decay, "seed": seed,
+                       "weight_decay": weight_decay, "seed": seed, "oversample": oversample,
+                       "fractions": list(fractions), "min_positives": min_positives,
                        "val_accuracy": {k: g["accuracy"] for k, g in report["groups"].items()}}
     report["config"] = {k: v for k, v in asdict(config).items() if k != "vocabulary"}
     save_tagger(out, net, config)
     write_report(out, report)
     return tagger
+
+
+def final_report(tagger: Tagger, data: TrainingData, colour_idx: np.ndarray, calibrate_idx: np.ndarray,
+                 report_idx: np.ndarray, min_positives: int) -> dict:
+    """Colours on the packed validation splits (all sources, then each); every other tag on `report`."""
+    vocab = tagger.vocab
+    colour = evaluate(tagger.predict(data.images[colour_idx]), data.labels[colour_idx], vocab, tagger.thresholds)
+    reported = evaluate(tagger.predict(data.images[report_idx]), data.labels[report_idx], vocab, tagger.thresholds)
+    per_source = {}
+    for s, note in enumerate(data.sources):
+        idx = colour_idx[data.source[colour_idx] == s]
+        if len(idx):
+            figures = evaluate(tagger.predict(data.images[idx]), data.labels[idx], vocab, tagger.thresholds)
+            per_source[note["path"]] = {name: {"accuracy": g["accuracy"], "images": g["images"]}
+                                        for name, g in figures["groups"].items()}
+    exclusive = {t for g in vocab.exclusive_groups for t in g.tags}
+    unseen = report_idx[data.packed_val[report_idx]]
+    # The report faces that are also in the packed validation split: not even a tagger this one started
+    # from (`init`, trained on the packed train split) has seen them.
+    unseen_figures = evaluate(tagger.predict(data.images[unseen]), data.labels[unseen], vocab,
+                              tagger.thresholds)["tags"] if len(unseen) else {}
+    return {
+        "images": {"val": int(len(colour_idx)), "calibrate": int(len(calibrate_idx)), "report": int(len(report_idx)),
+                   "report_in_packed_val": int(len(unseen))},
+        "groups": colour["groups"],
+        "groups_per_source": per_source,
+        "tags": {t: {**(colour if t in exclusive else reported)["tags"][t],
+                     "measured_on": "val" if t in exclusive else "report"} for t in vocab.tags},
+        "tags_report_in_packed_val": {t: f for t, f in unseen_figures.items() if t not in exclusive},
+        "thresholds": tagger.thresholds,
+        "thresholds_calibrated_on": "calibrate",
+        "data": {"sources": data.sources, "train_images": int((data.split == "train").sum()),
+                 "dropped_tags": {"min_positive_train_images": min_positives, "positives": data.dropped_tags}},
+    }

@@ -1,16 +1,17 @@
 """The tag vocabulary: the single source of truth for tag names, their order and their groups.
 
-The paper (Jin et al. 2017, table 1) conditions on 34 tags in four groups. A data set or a model may
-cover only a subset (the Getchu faces here carry 12 hair colours x 10 eye colours), so everything that
-stores labels also stores the `Vocabulary` it used; tag order inside a vocabulary is always paper order,
-which makes two vocabularies over the same tags identical.
+The paper (Jin et al. 2017, table 1) conditions on 34 tags; Kyara adds `male` after them (`EXTENSION_TAGS`).
+A data set or a model may cover only a subset (the Getchu faces here carry 12 hair colours x 10 eye
+colours), so everything that stores labels also stores the `Vocabulary` it used; tag order inside a
+vocabulary is always the order of `TAGS` (the paper's, then the extensions), which makes two vocabularies
+over the same tags identical.
 
 This module imports nothing heavier than numpy: the web app and the torch-free runtime use it too.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -18,14 +19,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Group:
-    """Tags that are chosen together. In an exclusive group exactly one tag is on per image."""
+    """Tags that are chosen together.
+
+    In an exclusive group exactly one tag is on per image (a face has one hair colour). An `at_most_one`
+    group may have none of its tags on, but never two: long and short hair contradict each other, yet a face
+    whose hair length nobody could tell is neither. Every other group's tags are on or off independently.
+    """
 
     name: str
     tags: tuple[str, ...]
     exclusive: bool
+    at_most_one: bool = False
 
 
-PAPER_GROUPS: tuple[Group, ...] = (
+GROUPS: tuple[Group, ...] = (
     Group(
         "hair colour",
         ("blonde hair", "brown hair", "black hair", "blue hair", "pink hair", "purple hair",
@@ -33,7 +40,9 @@ PAPER_GROUPS: tuple[Group, ...] = (
          "grey hair"),
         exclusive=True,
     ),
-    Group("hair style", ("long hair", "short hair", "twintails", "drill hair", "ponytail"), exclusive=False),
+    # The paper's "hair style" row is split in two, because its first two tags exclude each other.
+    Group("hair length", ("long hair", "short hair"), exclusive=False, at_most_one=True),
+    Group("hair style", ("twintails", "drill hair", "ponytail"), exclusive=False),
     Group("expression and accessories", ("blush", "smile", "open mouth", "hat", "ribbon", "glasses"),
           exclusive=False),
     Group(
@@ -42,9 +51,13 @@ PAPER_GROUPS: tuple[Group, ...] = (
          "pink eyes", "aqua eyes", "black eyes", "orange eyes"),
         exclusive=True,
     ),
+    # Beyond the paper's 34: MakeGirls.moe's users asked for male characters and could not get them.
+    Group("character", ("male",), exclusive=False),
 )
-PAPER_TAGS: tuple[str, ...] = tuple(tag for group in PAPER_GROUPS for tag in group.tags)
-_GROUP_OF = {tag: group for group in PAPER_GROUPS for tag in group.tags}
+EXTENSION_TAGS: tuple[str, ...] = ("male",)
+TAGS: tuple[str, ...] = tuple(tag for group in GROUPS for tag in group.tags)
+PAPER_TAGS: tuple[str, ...] = tuple(tag for tag in TAGS if tag not in EXTENSION_TAGS)
+_GROUP_OF = {tag: group for group in GROUPS for tag in group.tags}
 
 # Spellings met in real tag files (Danbooru, the MLDS sets, Illustration2Vec output).
 ALIASES: dict[str, str] = {
@@ -71,7 +84,7 @@ def _normalise(name: str) -> str:
 
 
 def canonical(name: str) -> str | None:
-    """The paper's spelling of a tag name, or None when the name is not one of the 34 tags."""
+    """The vocabulary's spelling of a tag name, or None when the name is not one of `TAGS`."""
     name = _normalise(name)
     name = ALIASES.get(name, name)
     return name if name in _GROUP_OF else None
@@ -97,28 +110,32 @@ def split_tag_text(text: str) -> list[str]:
 
 
 class Vocabulary:
-    """An ordered subset of the paper's tags, with the paper's groups restricted to that subset."""
+    """An ordered subset of `TAGS`, with `GROUPS` restricted to that subset."""
 
     def __init__(self, tags: Iterable[str]):
         names = set()
         for tag in tags:
             name = canonical(tag)
             if name is None:
-                raise TagError(f"unknown tag {tag!r}; the paper's tags are: {', '.join(PAPER_TAGS)}")
+                raise TagError(f"unknown tag {tag!r}; known tags are: {', '.join(TAGS)}")
             names.add(name)
         if not names:
             raise TagError("a vocabulary needs at least one tag")
-        self.tags: tuple[str, ...] = tuple(t for t in PAPER_TAGS if t in names)
+        self.tags: tuple[str, ...] = tuple(t for t in TAGS if t in names)
         self.groups: tuple[Group, ...] = tuple(
-            Group(g.name, tuple(t for t in g.tags if t in names), g.exclusive)
-            for g in PAPER_GROUPS
-            if any(t in names for t in g.tags)
+            replace(g, tags=tuple(t for t in g.tags if t in names)) for g in GROUPS if any(t in names for t in g.tags)
         )
         self._index = {tag: i for i, tag in enumerate(self.tags)}
 
     @classmethod
     def paper(cls) -> "Vocabulary":
+        """The paper's 34 tags."""
         return cls(PAPER_TAGS)
+
+    @classmethod
+    def full(cls) -> "Vocabulary":
+        """Every tag Kyara knows: the paper's 34 and the extensions."""
+        return cls(TAGS)
 
     def __len__(self) -> int:
         return len(self.tags)
@@ -150,15 +167,17 @@ class Vocabulary:
     def parse(self, tags: str | Sequence[str]) -> list[str]:
         """Validate a user's choice of tags (a text like "silver hair, red eyes" or a list).
 
-        Two tags of one exclusive group are refused: a face has one hair colour.
+        Two tags of one exclusive or at-most-one group are refused: a face has one hair colour, and its
+        hair is not long and short at once.
         """
         names = [self.resolve(t) for t in (split_tag_text(tags) if isinstance(tags, str) else tags)]
         names = list(dict.fromkeys(names))     # "blonde hair, blond hair" names one tag twice
-        for group in self.exclusive_groups:
+        for group in self.groups:
             chosen = [t for t in names if t in group.tags]
-            if len(chosen) > 1:
+            if len(chosen) > 1 and (group.exclusive or group.at_most_one):
+                kind = "exclusive" if group.exclusive else "at-most-one"
                 raise TagError(
-                    f"{' and '.join(repr(t) for t in chosen)} are both in the exclusive group "
+                    f"{' and '.join(repr(t) for t in chosen)} are both in the {kind} group "
                     f"{group.name!r}; pick one of: {', '.join(group.tags)}"
                 )
         return names
@@ -172,9 +191,11 @@ class Vocabulary:
                       chosen: Sequence[str] = ()) -> np.ndarray:
         """n label vectors (float32, n x T) as the training data would have them, with `chosen` tags on.
 
-        One tag per exclusive group, drawn by its frequency (`priors`, in vocabulary order); every other
-        tag on with its own frequency. Training, sampling, evaluation and the runtime all draw through
-        here, so "random tags" means the same thing everywhere.
+        One tag per exclusive group, drawn by its frequency (`priors`, in vocabulary order); in an
+        at-most-one group one uniform draw picks a tag with its frequency, or none with what is left
+        (frequencies summing over 1 are scaled down to 1); every other tag on with its own frequency.
+        Training, sampling, evaluation and the runtime all draw through here, so "random tags" means the
+        same thing everywhere.
         """
         priors = np.asarray(priors, dtype=np.float64)
         fixed = {self.resolve(t) for t in chosen}
@@ -186,6 +207,15 @@ class Vocabulary:
                 pick = cols[rng.choice(len(cols), size=n, p=p / p.sum())]
                 forced = [self._index[t] for t in group.tags if t in fixed]
                 labels[np.arange(n), forced[0] if forced else pick] = 1.0
+            elif group.at_most_one:
+                p = np.clip(priors[cols], 0.0, None)
+                edges = np.cumsum(p / max(p.sum(), 1.0))
+                pick = np.searchsorted(edges, rng.random(n), side="right")   # len(cols): none
+                forced = [j for j, t in enumerate(group.tags) if t in fixed]
+                if forced:
+                    pick[:] = forced[0]
+                on = pick < len(cols)
+                labels[np.flatnonzero(on), cols[pick[on]]] = 1.0
             else:
                 labels[:, cols] = rng.random((n, len(cols))) < priors[cols]
                 labels[:, [self._index[t] for t in group.tags if t in fixed]] = 1.0
@@ -194,7 +224,8 @@ class Vocabulary:
     def to_json(self) -> dict:
         return {
             "tags": list(self.tags),
-            "groups": [{"name": g.name, "exclusive": g.exclusive, "tags": list(g.tags)} for g in self.groups],
+            "groups": [{"name": g.name, "exclusive": g.exclusive, "tags": list(g.tags),
+                        **({"at_most_one": True} if g.at_most_one else {})} for g in self.groups],
         }
 
     @classmethod

@@ -1,13 +1,18 @@
 """The tagger: masked losses, learning on a tiny set, save/load, thresholds, and `kyara tag`."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tagger.model import SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, tagger_loss
-from tagger.report import calibrate_thresholds
+from tagger.model import (SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, tagger_loss,
+                          tags_from_probabilities)
+from tagger.report import average_precision, calibrate_thresholds
+from tagger.sources import Source
 from tagger.tagfile import read_tag_file
 from tagger.vocab import Vocabulary
 from training.packed import write_packed
@@ -51,22 +56,21 @@ def test_loss_falls_on_a_tiny_set():
 
 
 def test_unknown_labels_give_no_gradient():
-    vocab = Vocabulary.paper()
+    vocab = Vocabulary.full()
+    cols = {g.name: [vocab.index(t) for t in g.tags] for g in vocab.groups}
     labels = torch.full((4, len(vocab)), -1, dtype=torch.long)
-    hair = [vocab.index(t) for t in vocab.groups[0].tags]
-    eyes = [vocab.index(t) for t in vocab.groups[3].tags]
-    style = [vocab.index(t) for t in vocab.groups[1].tags]
+    hair, eyes, style = cols["hair colour"], cols["eye colour"], cols["hair style"] + cols["hair length"]
     labels[:, hair] = 0
     labels[:, hair[2]] = 1                     # every image has its hair colour...
     labels[:2, eyes] = 0
     labels[:2, eyes[0]] = 1                    # ...only the first two their eye colour...
-    labels[0, style] = torch.tensor([1, 0, 0, 0, 0])  # ...and only the first its hair style
+    labels[0, style] = torch.tensor([0, 0, 0, 1, 0])  # ...and only the first its hair style and length
     logits = torch.randn(4, len(vocab), requires_grad=True)
     tagger_loss(logits, labels, vocab).backward()
     grad = logits.grad
     assert grad[2:][:, eyes].abs().sum() == 0
     assert grad[1:][:, style].abs().sum() == 0
-    assert grad[:, [vocab.index(t) for t in vocab.groups[2].tags]].abs().sum() == 0   # never labelled
+    assert grad[:, cols["expression and accessories"] + cols["character"]].abs().sum() == 0   # never labelled
     assert (grad[:, hair].abs().sum(1) > 0).all()
     assert (grad[:2][:, eyes].abs().sum(1) > 0).all()
     # A fully labelled 34-tag row works with the same code.
@@ -76,7 +80,7 @@ def test_unknown_labels_give_no_gradient():
 
 
 def test_probabilities_are_softmax_within_exclusive_groups():
-    vocab = Vocabulary.paper()
+    vocab = Vocabulary.full()
     probs = probabilities(torch.randn(3, len(vocab)), vocab)
     for group in vocab.groups:
         cols = [vocab.index(t) for t in group.tags]
@@ -84,6 +88,15 @@ def test_probabilities_are_softmax_within_exclusive_groups():
             assert torch.allclose(probs[:, cols].sum(1), torch.ones(3))
         else:
             assert ((probs[:, cols] > 0) & (probs[:, cols] < 1)).all()
+
+
+def test_tagging_never_says_long_and_short_hair_at_once():
+    vocab = Vocabulary(["blue hair", "red hair", "long hair", "short hair", "smile"])
+    probs = np.array([[0.9, 0.1, 0.7, 0.8, 0.6],     # both lengths above threshold: the likelier one
+                      [0.2, 0.8, 0.7, 0.3, 0.1],
+                      [0.6, 0.4, 0.2, 0.1, 0.9]])    # neither: no hair length
+    assert tags_from_probabilities(probs, vocab, {"smile": 0.5}) == [
+        ["blue hair", "short hair", "smile"], ["red hair", "long hair"], ["blue hair", "smile"]]
 
 
 def test_thresholds_are_calibrated_for_non_exclusive_tags():
@@ -102,7 +115,7 @@ def test_train_save_load_and_tag(tmp_path):
     images, labels, vocab = colour_set(n=36)
     split = np.arange(len(images)) % 6 == 0
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test")
-    trained = train_tagger(data, tmp_path / "tagger", epochs=2, batch_size=8, lr=3e-3)
+    trained = train_tagger([Source(data)], tmp_path / "tagger", epochs=2, batch_size=8, lr=3e-3)
     for name in ("tagger.safetensors", "tagger.json", "report.json", "confusion_hair_colour.png",
                  "confusion_eye_colour.png", "metrics.jsonl"):
         assert (tmp_path / "tagger" / name).is_file(), name
@@ -125,6 +138,71 @@ def test_train_save_load_and_tag(tmp_path):
     assert sorted(rows) == ["c0.png", "c1.png", "c2.png"]
     header = out.read_text().splitlines()[0].split(",")
     assert header[:2] == ["path", "tags"] and header[2:] == [f"p:{t}" for t in vocab.tags]
+
+
+class RunsCode:
+    """Unpickling this creates `marker`: the stand-in for a .pt file that runs code when loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_resume_continues_and_refuses_a_state_with_pickled_code(tmp_path):
+    from tagger.train import train_tagger
+
+    images, labels, vocab = colour_set(n=24)
+    split = np.arange(len(images)) % 6 == 0
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test")
+    out = tmp_path / "tagger"
+    train_tagger([Source(data)], out, epochs=1, batch_size=8)
+    train_tagger([Source(data)], out, epochs=2, batch_size=8)          # continues from state.pt
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+    marker = tmp_path / "ran"
+    torch.save({"net": RunsCode(marker), "optimizer": {}, "epoch": 1}, out / "state.pt")
+    with pytest.raises(ValueError, match="state.pt: refused: it holds pickled objects"):
+        train_tagger([Source(data)], out, epochs=3, batch_size=8)
+    assert not marker.exists()
+
+
+def test_training_can_start_from_a_trained_tagger(tmp_path):
+    """--init: the new tagger starts with the old one's backbone and head rows, and adds the new tags."""
+    from tagger.train import train_tagger
+
+    images, labels, vocab = colour_set(n=24)
+    split = np.arange(len(images)) % 6 == 0
+    names = [str(i) for i in range(len(images))]
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
+                        names=names)
+    old = train_tagger([Source(data)], tmp_path / "old", epochs=1, batch_size=8)
+    (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{i % 2}\n" for i in range(len(images))))
+    new = train_tagger([Source(data, [tmp_path / "smile.csv"])], tmp_path / "new", epochs=0, init=tmp_path / "old")
+    assert new.vocab.tags == (*vocab.tags[:3], "smile", *vocab.tags[3:])
+    shared = [new.vocab.index(t) for t in vocab.tags]
+    np.testing.assert_allclose(new.predict(images[:6])[:, shared], old.predict(images[:6]), atol=1e-5)
+
+
+def test_backbone_weights_refuse_pickled_code(tmp_path):
+    from tagger.model import load_backbone_weights
+
+    marker = tmp_path / "ran"
+    torch.save({"conv_stem.weight": RunsCode(marker)}, tmp_path / "backbone.pt")
+    backbone = TaggerNet("mobilenetv4_conv_small_050", 2).backbone
+    with pytest.raises(ValueError, match="backbone.pt: refused: it holds pickled objects"):
+        load_backbone_weights(backbone, tmp_path / "backbone.pt")
+    assert not marker.exists()
+    torch.save(backbone.state_dict(), tmp_path / "plain.pt")                # a plain state dict still loads
+    load_backbone_weights(backbone, tmp_path / "plain.pt")
+
+
+def test_average_precision_ranks_positives_first():
+    truth = np.array([True, False, True, False])
+    assert average_precision(np.array([0.9, 0.8, 0.7, 0.1]), truth) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(np.array([0.9, 0.1, 0.8, 0.2]), truth) == 1.0
+    assert average_precision(np.zeros(3), np.zeros(3, bool)) is None
 
 
 def test_missing_tagger_is_one_clear_error(tmp_path):

@@ -1,14 +1,41 @@
 import numpy as np
 import pytest
 
-from tagger.vocab import PAPER_GROUPS, PAPER_TAGS, TagError, Vocabulary, split_tag_text
+import json
+from pathlib import Path
+
+from tagger.vocab import GROUPS, PAPER_TAGS, TAGS, TagError, Vocabulary, split_tag_text
 
 
-def test_paper_vocabulary_has_34_tags_in_four_groups():
+def test_paper_vocabulary_has_34_tags_and_male_comes_after_them():
     assert len(PAPER_TAGS) == 34 == len(set(PAPER_TAGS))
-    sizes = {g.name: (len(g.tags), g.exclusive) for g in PAPER_GROUPS}
-    assert sizes == {"hair colour": (13, True), "hair style": (5, False),
-                     "expression and accessories": (6, False), "eye colour": (10, True)}
+    assert TAGS == (*PAPER_TAGS, "male")
+    sizes = {g.name: (len(g.tags), g.exclusive, g.at_most_one) for g in GROUPS}
+    assert sizes == {"hair colour": (13, True, False), "hair length": (2, False, True),
+                     "hair style": (3, False, False), "expression and accessories": (6, False, False),
+                     "eye colour": (10, True, False), "character": (1, False, False)}
+    # The paper's order within its "hair style" row is kept: the label vector of a paper model is unchanged.
+    assert PAPER_TAGS[13:18] == ("long hair", "short hair", "twintails", "drill hair", "ponytail")
+    assert Vocabulary.paper().tags == PAPER_TAGS and Vocabulary.full().tags == TAGS
+    assert Vocabulary(["Male", "red hair"]).tags == ("red hair", "male")
+
+
+def test_long_and_short_hair_at_once_is_a_clear_error():
+    vocab = Vocabulary.full()
+    with pytest.raises(TagError, match="'long hair' and 'short hair' are both in the at-most-one group "
+                                       "'hair length'; pick one of: long hair, short hair"):
+        vocab.parse("silver hair, long hair, short hair")
+    assert vocab.parse("short hair, twintails, male") == ["short hair", "twintails", "male"]
+    assert vocab.to_json()["groups"][1] == {"name": "hair length", "exclusive": False,
+                                            "tags": ["long hair", "short hair"], "at_most_one": True}
+
+
+def test_bundled_model_groups_are_unchanged():
+    """The bundled model (colours only) must still load: the runtime compares its manifest's groups with these."""
+    manifest = json.loads((Path(__file__).parents[1] / "models" / "default" / "manifest.json").read_text())
+    vocab = Vocabulary(manifest["tags"])
+    assert vocab.tags == tuple(manifest["tags"])
+    assert vocab.to_json()["groups"] == [{k: g[k] for k in ("name", "exclusive", "tags")} for g in manifest["groups"]]
 
 
 def test_aliases_and_paper_order():
@@ -50,3 +77,17 @@ def test_sampled_labels_pick_one_colour_per_exclusive_group_by_frequency():
                                  chosen=["blue hair", "smile"])
     assert (forced[:, col("blue hair")] == 1).all() and (forced[:, col("red hair")] == 0).all()
     assert (forced[:, col("smile")] == 1).all()
+
+
+def test_sampled_hair_length_is_at_most_one_tag():
+    vocab = Vocabulary(["long hair", "short hair", "smile"])
+    labels = vocab.sample_labels([0.6, 0.3, 0.5], 4000, np.random.default_rng(0))
+    long_, short = labels[:, vocab.index("long hair")], labels[:, vocab.index("short hair")]
+    assert not (long_ * short).any()
+    assert abs(long_.mean() - 0.6) < 0.03 and abs(short.mean() - 0.3) < 0.03   # and ~10 % neither
+    over = vocab.sample_labels([0.9, 0.6, 0.5], 2000, np.random.default_rng(1))   # priors summing over 1
+    assert (over[:, :2].sum(1) == 1).all()
+    forced = vocab.sample_labels([0.6, 0.3, 0.5], 500, np.random.default_rng(0), chosen=["short hair"])
+    assert (forced[:, vocab.index("short hair")] == 1).all() and (forced[:, vocab.index("long hair")] == 0).all()
+    # Forcing one group leaves the draws of the others as they were.
+    np.testing.assert_array_equal(forced[:, 2], vocab.sample_labels([0.6, 0.3, 0.5], 500, np.random.default_rng(0))[:, 2])

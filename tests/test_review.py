@@ -1,0 +1,87 @@
+"""`kyara review`: numbered contact sheets in the right order, and a correction round-tripped into the labels."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kyara.cli import main
+from tagger.review import CAPTION, CELL, COLUMNS, review_sheets
+from tagger.sources import Source, load_training_data
+from tagger.tagfile import read_tag_file, write_tag_file
+from tagger.vocab import Vocabulary
+from training.packed import write_packed
+
+SMILE = [0.2, 0.9, 0.6, 0.05, 0.7, 0.4, 0.3, 0.8]
+
+
+def crop_folder(folder: Path) -> tuple[Path, list[np.ndarray]]:
+    """Eight flat-coloured 64 px crops; tags.csv says smile where p:smile >= 0.5."""
+    folder.mkdir()
+    faces = [np.full((64, 64, 3), (30 * i, 255 - 30 * i, 100), np.uint8) for i in range(len(SMILE))]
+    names = [f"face{i}.png" for i in range(len(SMILE))]
+    for name, face in zip(names, faces):
+        Image.fromarray(face).save(folder / name)
+    rows = [(n, ["blue hair", *(["smile"] if p >= 0.5 else [])]) for n, p in zip(names, SMILE)]
+    write_tag_file(folder / "tags.csv", rows, [[1.0, p] for p in SMILE], ["blue hair", "smile"])
+    return folder, faces
+
+
+def cell(sheet: Image.Image, k: int) -> np.ndarray:
+    x, y = (k % COLUMNS) * CELL, 20 + (k // COLUMNS) * (CELL + CAPTION)
+    return np.asarray(sheet.crop((x, y, x + CELL, y + CELL)))
+
+
+def test_ranked_sheets_and_a_correction_round_trip(tmp_path):
+    folder, faces = crop_folder(tmp_path / "crops")
+    written = review_sheets(folder, "smile", tmp_path / "review", ranked=True)
+    assert [p.name for p in written] == ["sheet_001.png", "corrections.csv"]
+    order = list(np.argsort(-np.array(SMILE), kind="stable"))
+    sheet = Image.open(written[0])
+    assert sheet.width == COLUMNS * CELL
+    for k, i in enumerate(order):                # face k of the sheet is the k-th most likely, shown at 168 px
+        big = np.asarray(Image.fromarray(faces[i]).resize((CELL, CELL), Image.Resampling.LANCZOS))
+        np.testing.assert_array_equal(cell(sheet, k), big)
+    table = list(csv.reader(written[1].open()))
+    assert table[0] == ["id", "smile"]
+    assert table[1:] == [[f"face{i}.png", str(int(SMILE[i] >= 0.5))] for i in order]
+
+    # The reviewer sees that face 3 of the sheet (face4, p=0.7) does not smile and face 5 (face5, 0.4) does.
+    table[3][1], table[5][1] = "0", "1"
+    with open(written[1], "w", newline="") as f:
+        csv.writer(f).writerows(table)
+    assert main(["review", "apply", str(written[1]), str(folder / "tags.csv")]) == 0
+    tags = read_tag_file(folder / "tags.csv")
+    assert "smile" not in tags["face4.png"] and "smile" in tags["face5.png"] and "blue hair" in tags["face5.png"]
+    assert [n for n, t in tags.items() if "smile" in t] == ["face1.png", "face2.png", "face5.png", "face7.png"]
+    row = next(r for r in csv.DictReader((folder / "tags.csv").open()) if r["path"] == "face4.png")
+    assert float(row["p:smile"]) == pytest.approx(0.7)                           # probabilities kept
+
+    only = review_sheets(folder, "smile", tmp_path / "tagged")                   # faces with the tag
+    assert [r[0] for r in csv.reader(only[-1].open())][1:] == ["face1.png", "face2.png", "face5.png", "face7.png"]
+
+
+def test_corrections_train_the_tagger_and_bad_ids_are_refused(tmp_path, capsys):
+    """On a packed set the corrections file is a --labels file: a twin takes its face's correction."""
+    vocab = Vocabulary(["blue hair", "red hair"])
+    images = np.zeros((6, 32, 32, 3), np.uint8)
+    labels = np.zeros((6, 2), np.int8)
+    labels[:, 0] = 1
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.array([0, 0, 1, 1, 2, 2]),
+                        np.zeros(6, bool), source="test", names=[f"{i}" for i in range(6)])
+    written = review_sheets(data, "blue hair", tmp_path / "review")
+    table = list(csv.reader(written[-1].open()))
+    assert table == [["id", "blue hair"], ["0", "1"], ["2", "1"], ["4", "1"]]       # one image per face
+    (tmp_path / "glasses.csv").write_text("id,glasses\n2,1\n")
+    loaded = load_training_data([Source(data, [tmp_path / "glasses.csv"])])
+    assert list(loaded.labels[:, loaded.vocab.index("glasses")]) == [-1, -1, 1, 1, -1, -1]
+
+    folder, _ = crop_folder(tmp_path / "crops")
+    (tmp_path / "wrong.csv").write_text("id,smile\nnobody.png,1\n")
+    before = (folder / "tags.csv").read_text()
+    assert main(["review", "apply", str(tmp_path / "wrong.csv"), str(folder / "tags.csv")]) == 2
+    assert "wrong.csv: 1 ids are not in" in capsys.readouterr().err
+    assert (folder / "tags.csv").read_text() == before
