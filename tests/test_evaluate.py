@@ -21,7 +21,11 @@ from training.evaluate import (Reference, Source, build_reference, evaluate_sour
                                mean_pairwise_distance, open_source, torch_source)
 from training.models import Discriminator, Generator
 from training.packed import PackedSet
+from training.realness import Protocol
 from training.trainer import train
+
+
+QUICK = Protocol(train_per_class=8, test_per_class=4, steps=20, seeds=1)
 
 
 class ColourTagger:
@@ -74,7 +78,8 @@ def fitted(data: PackedSet, steps: int = 120) -> Generator:
 def reference(tiny_packed) -> tuple[PackedSet, ColourTagger, Reference]:
     data = PackedSet.open(tiny_packed)
     tagger = ColourTagger(data.vocab)
-    return data, tagger, build_reference(data, "val", tagger, n=64, seed=0)
+    # A short realness protocol: these tests are about the other figures.
+    return data, tagger, build_reference(data, "val", tagger, n=64, seed=0, protocol=QUICK)
 
 
 def test_kid_and_fid_vanish_for_one_distribution_and_grow_with_a_shift():
@@ -163,19 +168,29 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out),
                  "--tagger", str(tagger_dir)]) == 0
     result = json.loads((out / "eval.json").read_text())
-    for key in ("score", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "sheets"):
+    for key in ("score", "realness", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "sheets"):
         assert key in result
     figures = result["figures"]
-    assert set(figures) == {"fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "images", "score"}
+    assert set(figures) == {"realness", "fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "images",
+                            "score"}
     assert set(figures["fidelity"]["per_tag"]) == {"red hair", "blue hair", "green eyes", "brown eyes"}
     assert set(figures["fidelity"]["per_group"]) == {"hair colour", "eye colour"}
     assert result["face_rate"] + result["nightmare_rate"] == 1
     assert figures["images"] == {"generated": 12, "reference": 12, "per_tag": 3}
     report = (out / "report.md").read_text()
-    for heading in ("## Tag fidelity", "## Face rate", "## KID and FID", "## Diversity", "## Samples"):
+    for heading in ("## Realness", "## Tag fidelity", "## Face rate", "## KID and FID", "## Diversity", "## Samples",
+                    "## Blind sheets", "## Which figure to trust for what"):
         assert heading in report
     assert Image.open(out / "sheet_tags.png").size == (2 * 32, 2 * 32)     # 2 hair x 2 eye colours
-    assert "tag fidelity" in capsys.readouterr().out
+    # Blind sheets: the realness test's held-out faces, as many generated as real, the key beside them.
+    key = json.loads((out / "blind" / "key.json").read_text())
+    assert key["counts"]["generated"] == key["counts"]["real"] == figures["realness"]["generated"]["images"]["test_real"]
+    assert all((out / "blind" / name).is_file() for name in key["sheets"])
+    # Twelve validation faces: every KID subset is the whole set, so there is no spread to print.
+    assert figures["kid"]["generated"]["std"] is None and "no spread" in report
+    printed = capsys.readouterr().out
+    assert "tag fidelity" in printed and "realness" in printed
+    assert f"{out}/report.md" in printed and "//" not in printed
 
 
 def test_training_evaluates_and_marks_the_best_checkpoint(tiny_packed, tmp_path, monkeypatch):

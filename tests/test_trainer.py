@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from training import checkpoint as checkpoint_module
 from training import trainer as trainer_module
-from training.checkpoint import list_checkpoints, load_generator, step_of
+from training.checkpoint import list_checkpoints, load_generator, load_state, step_of
 from training.config import load_config
 from training.trainer import Trainer, TrainingDiverged, train
 
@@ -74,7 +74,7 @@ def test_sigkill_mid_run_then_resume(tiny_packed, tmp_path):
     assert sorted((run / "checkpoints").glob("step_*")) == done
     for ckpt in done:                       # every checkpoint on disk is whole and loads
         load_generator(ckpt)
-        torch.load(ckpt / "state.pt", weights_only=False)
+        load_state(ckpt / "state.pt")
     last = step_of(done[-1])
     result = subprocess.run([*cmd, "--resume", "--steps", str(last + 3)], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)

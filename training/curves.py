@@ -5,10 +5,11 @@ Drawn with PIL so that looking at a run on a headless box needs no plotting libr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from training.grid import save_png
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 W, H, PAD = 640, 260, 44
@@ -22,8 +23,8 @@ def _smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _panel(title: str, series: dict[str, list[tuple[int, float]]]) -> Image.Image:
-    """One chart: each series a polyline over a shared step axis, with its min/max on the y axis."""
+def panel(title: str, series: dict[str, list[tuple[float, float]]], x_label: str = "step") -> Image.Image:
+    """One chart: each series a polyline over a shared x axis, with its min/max on the y axis."""
     im = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(im)
     points = [p for s in series.values() for p in s]
@@ -37,8 +38,8 @@ def _panel(title: str, series: dict[str, list[tuple[int, float]]]) -> Image.Imag
     draw.rectangle([PAD, 24, W - 10, H - 24], outline="#999999")
     draw.text((4, 24), f"{y1:.3g}", fill="gray")
     draw.text((4, H - 34), f"{y0:.3g}", fill="gray")
-    draw.text((PAD, H - 20), f"step {x0}", fill="gray")
-    draw.text((W - 90, H - 20), f"step {x1}", fill="gray")
+    draw.text((PAD, H - 20), f"{x_label} {x0:.4g}", fill="gray")
+    draw.text((W - 110, H - 20), f"{x_label} {x1:.4g}", fill="gray")
     for i, (name, pts) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         xy = [(PAD + (x - x0) / (x1 - x0) * (W - 10 - PAD), H - 24 - (y - y0) / (y1 - y0) * (H - 48))
@@ -66,20 +67,25 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
             steps = [r["step"] for r in losses if key in r]
             values = _smooth([r[key] for r in losses if key in r], smooth)
             series[key] = list(zip(steps, values))
-        panels.append(_panel(f"losses ({', '.join(group)}), moving average of {smooth}", series))
+        panels.append(panel(f"losses ({', '.join(group)}), moving average of {smooth}", series))
     if evals:
         from training.evaluate import headline
         figures = [(r["step"], headline(r["eval"])) for r in evals]
         # KID lives on another scale (~1e-3) than the shares, so it gets its own panel.
-        panels.append(_panel("evaluation (validation split): shares",
+        panels.append(panel("evaluation (validation split): shares",
                              {k: [(s, h[k]) for s, h in figures] for k in ("tag_fidelity", "face_rate")}))
-        panels.append(_panel("evaluation (validation split): KID x 1000",
+        panels.append(panel("evaluation (validation split): KID x 1000",
                              {"kid": [(s, h["kid"] * 1000) for s, h in figures]}))
+        scored = [(s, h["realness"]) for s, h in figures if h["realness"] is not None]
+        if scored:
+            panels.append(panel("evaluation: realness (real-vs-generated CNN accuracy; 0.5 = indistinguishable)",
+                                {"realness": scored}))
+    return save_png(stack(panels), out)
+
+
+def stack(panels: list[Image.Image]) -> Image.Image:
+    """Panels one above the other, as one picture."""
     sheet = Image.new("RGB", (W, H * len(panels)), "white")
-    for i, panel in enumerate(panels):
-        sheet.paste(panel, (0, H * i))
-    out = Path(out)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    sheet.save(tmp)
-    os.replace(tmp, out)
-    return out
+    for i, one in enumerate(panels):
+        sheet.paste(one, (0, H * i))
+    return sheet

@@ -13,8 +13,17 @@ Every figure stands next to the same figure for real faces, because on their own
   training faces with the validation faces: what a perfect generator would reach with this many images.
 - diversity: the mean pairwise feature distance among faces that all have one fixed tag set (the most
   common one in the data); mode collapse shows as a drop below the real faces' figure.
+- realness (training/realness.py): the held-out accuracy of a small CNN trained briefly to tell generated
+  faces from real validation faces (0.5: it cannot; 1.0: it always can). Unlike the figures above it
+  sees what a person sees first: grain, smeared eyes, melted faces. The real figure feeds real training
+  faces in as "generated": what a perfect generator would score.
 - sample sheets: hair colours down, eye colours across, one fixed noise vector; and faces with tags
-  drawn from the priors.
+  drawn from the priors. Blind sheets (training/blind.py): generated and real faces shuffled and
+  numbered, with the key in a separate file, for a person's own count.
+
+Which to trust for what: realness and the blind sheets for "does it look made by a person"; fidelity
+for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
+detector accepts blurred faces); KID and FID for comparing checkpoints of one run with one tagger.
 
 eval.json holds the headline figures (one number each, for the generated faces) at its top level and all
 the detail, real counterparts included, under "figures"; report.md shows them as tables.
@@ -27,7 +36,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -36,13 +45,18 @@ import torch
 from PIL import Image
 
 from tagger.vocab import Vocabulary
+from tqdm import tqdm
+
+from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
 from training.packed import PackedSet
+from training.realness import Protocol, realness, split_real
 from training.trainer import _atomic_write
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
 KID_SUBSET_SIZE = 500       # smaller than the usual 1000 (and 50 subsets, not 100) to stay fast on a CPU
 KID_SUBSETS = 50
+BLIND_FACES = 60            # generated and as many real faces on the blind sheets
 
 
 class Tagger(Protocol):
@@ -162,7 +176,9 @@ def kid(x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
         a, b = kxx[np.ix_(i, i)], kyy[np.ix_(j, j)]
         within = (a.sum() - np.trace(a) + b.sum() - np.trace(b)) / (m * (m - 1))
         values.append(within - 2 * kxy[np.ix_(i, j)].mean())
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    # With fewer faces than a subset, every subset is the whole set: there is no spread to report.
+    spread = float(np.std(values)) if m < max(len(x), len(y)) else None
+    return {"mean": float(np.mean(values)), "std": spread, "subset_size": int(m)}
 
 
 def fid(x: np.ndarray, y: np.ndarray) -> float:
@@ -200,12 +216,31 @@ class Reference:
     features: np.ndarray
     diversity_tags: list[str]
     figures: dict
+    realness_train: np.ndarray  # real faces the realness classifier learns from, and those it is tested on:
+    realness_test: np.ndarray   # split by face group
+    realness_labels: np.ndarray # their labels (train, then test), which the generated faces are asked for
+    protocol: Protocol
 
 
-def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: int) -> Reference:
+def fitted_protocol(available: int, protocol: Protocol = Protocol()) -> Protocol:
+    """The realness protocol, shrunk to what a small split holds (a third of it for the test)."""
+    if available >= protocol.per_class:
+        return protocol
+    test = max(2, available // 3)
+    return replace(protocol, train_per_class=max(2, available - test), test_per_class=test)
+
+
+def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: int,
+                    protocol: Protocol | None = None, with_realness: bool = True) -> Reference:
     """Pick up to n faces of `split` (and as many training faces), and compute every real figure."""
     rng = np.random.default_rng(seed)
     candidates, train = data.indices(split), data.indices("train")
+    protocol = protocol or fitted_protocol(len(candidates))
+    real_train, real_test = (candidates[i] for i in split_real(np.asarray(data.meta["group"])[candidates], protocol))
+    realness_train, realness_test = np.asarray(data.images[real_train]), np.asarray(data.images[real_test])
+    # The real figure: training faces in the place of generated ones, as many as the generator gives.
+    stand_ins = np.sort(rng.choice(train, min(len(real_train) + len(real_test), len(train)), replace=False))
+    stand_ins = np.asarray(data.images[stand_ins])
     pick = np.sort(rng.choice(candidates, min(n, len(candidates)), replace=False))
     train_pick = np.sort(rng.choice(train, min(len(pick), len(train)), replace=False))
     images = np.asarray(data.images[pick])
@@ -220,9 +255,13 @@ def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: i
         "kid": kid(train_features, features, seed),
         "fid": fid(train_features, features),
         "diversity": mean_pairwise_distance(features[with_tags]),
+        "realness": realness(realness_train, realness_test, stand_ins[:len(real_train)],
+                             stand_ins[len(real_train):], protocol) if with_realness else None,
         "images": int(len(pick)),
     }
-    return Reference(data.vocab, labels, features, tags, figures)
+    realness_labels = data.labels[np.concatenate([real_train, real_test])]
+    return Reference(data.vocab, labels, features, tags, figures, realness_train, realness_test, realness_labels,
+                     protocol)
 
 
 def common_tag_set(labels: np.ndarray, vocab: Vocabulary) -> list[str]:
@@ -265,26 +304,48 @@ def fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
     return _with_group_means(per_tag, source.vocab)
 
 
-def matched_labels(source: Source, ref: Reference, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Noise, and for each reference face its known tags (the rest drawn from the priors)."""
-    noise, labels = draw(source, len(ref.labels), seed)
+def matched_labels(source: Source, vocab: Vocabulary, real_labels: np.ndarray, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Noise, and for each real face (its labels over `vocab`) its known tags (the rest drawn from the priors)."""
+    noise, labels = draw(source, len(real_labels), seed)
     for tag in source.vocab.tags:
-        if tag in ref.vocab.tags:
-            real = ref.labels[:, ref.vocab.index(tag)]
+        if tag in vocab.tags:
+            real = real_labels[:, vocab.index(tag)]
             col = labels[:, source.vocab.index(tag)]
             labels[:, source.vocab.index(tag)] = np.where(real >= 0, real, col)
     return noise, labels
 
 
-def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: int, seed: int) -> dict:
-    """All figures of one generator against a reference, each next to its real counterpart."""
-    images = source.generate(*matched_labels(source, ref, seed + 1))
+def realness_inputs(source: Source, ref: Reference, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generated faces for the realness test, asked for the tags of its real faces: (train, test)."""
+    fake = source.generate(*matched_labels(source, ref.vocab, ref.realness_labels, seed))
+    return fake[:len(ref.realness_train)], fake[len(ref.realness_train):]
+
+
+def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: int, seed: int,
+                    progress: Callable[[str], None] = lambda stage: None, with_realness: bool = True) -> dict:
+    """All figures of one generator against a reference, each next to its real counterpart.
+
+    `progress` is told the name of each stage as it starts (the command's progress bar). Realness trains
+    a few small classifiers (about a minute at 64 px on a CPU core); `with_realness=False` leaves it out.
+    """
+    progress("distribution")
+    images = source.generate(*matched_labels(source, ref.vocab, ref.labels, seed + 1))
     features = tagger.features(images)
     same_tags = tagger.features(source.generate(*draw(source, n_per_tag, seed + 2, ref.diversity_tags)))
     real = ref.figures
     kid_gen = kid(features, ref.features, seed)
+    progress("face rate")
     generated_face_rate = face_rate(images)
+    progress("realness")
+    realness_fig = {}
+    if with_realness:
+        realness_fig = {"realness": {"generated": realness(ref.realness_train, ref.realness_test,
+                                                           *realness_inputs(source, ref, seed + 4), ref.protocol),
+                                     "real": real["realness"]}}
+    progress("fidelity")
     return {
+        **realness_fig,
         "fidelity": {**fidelity(source, tagger, n_per_tag, seed), "real": real["fidelity"]},
         "face_rate": {"generated": generated_face_rate, "real": real["face_rate"]},
         "nightmare_rate": {"generated": 1 - generated_face_rate, "real": 1 - real["face_rate"]},
@@ -307,7 +368,7 @@ def tag_sheet(source: Source, seed: int) -> np.ndarray:
 # --- the command ---------------------------------------------------------------------------------------
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = "val", n_per_tag: int = 50,
-             tagger_path: str | Path | None = None, seed: int = 0) -> dict:
+             tagger_path: str | Path | None = None, seed: int = 0, protocol: Protocol | None = None) -> dict:
     """`kyara eval`: every figure of `model` against the `split` faces of `data`, written to `out`."""
     from tagger.model import load_tagger
     start = time.perf_counter()
@@ -316,28 +377,49 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = 
     if not len(packed.indices(split)):
         raise ValueError(f"{data}: no {split!r} faces in this packed set")
     tagger = load_tagger(tagger_path)
-    ref = build_reference(packed, split, tagger, n_per_tag * len(colour_tags(source.vocab)), seed)
-    figures = evaluate_source(source, ref, tagger, n_per_tag, seed)
-    result = {"model": str(model), "data": str(data), "split": split, "seed": seed,
-              "tagger": str(tagger_path or "shipped"), "feature_space": "tagger penultimate features",
-              **headline(figures), "figures": figures}
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    axes = {g.name: list(g.tags) for g in source.vocab.exclusive_groups[:2]}
-    rows = len(next(iter(axes.values()))) if axes else 1
-    save_grid(tag_sheet(source, seed), out / "sheet_tags.png", rows)
-    noise, labels = draw(source, 64, seed + 3)
-    save_grid(source.generate(noise, labels), out / "samples.png", 8)
-    result["sheets"] = {"tags": "sheet_tags.png", "axes": axes, "samples": "samples.png"}
+    stages = ("reference", "distribution", "face rate", "realness", "fidelity", "sheets")
+    with tqdm(total=len(stages), desc="eval", unit="stage", dynamic_ncols=True) as bar:
+        def progress(stage: str) -> None:
+            bar.update(stages.index(stage) - bar.n)
+            bar.set_postfix_str(stage)
+
+        progress("reference")
+        ref = build_reference(packed, split, tagger, n_per_tag * len(colour_tags(source.vocab)), seed, protocol)
+        figures = evaluate_source(source, ref, tagger, n_per_tag, seed, progress)
+        progress("sheets")
+        result = {"model": str(model), "data": str(data), "split": split, "seed": seed,
+                  "tagger": str(tagger_path or "shipped"), "feature_space": "tagger penultimate features",
+                  **headline(figures), "figures": figures}
+        result["sheets"] = write_sheets(source, ref, out, seed)
+        bar.update(len(stages) - bar.n)
     result["seconds"] = round(time.perf_counter() - start, 1)
     _atomic_write(out / "eval.json", json.dumps(result, indent=2))
     _atomic_write(out / "report.md", markdown(result))
     return result
 
 
+def write_sheets(source: Source, ref: Reference, out: Path, seed: int) -> dict:
+    """The colour sheet, a sheet of faces with prior-drawn tags, and the blind sheets with their key."""
+    out.mkdir(parents=True, exist_ok=True)
+    axes = {g.name: list(g.tags) for g in source.vocab.exclusive_groups[:2]}
+    rows = len(next(iter(axes.values()))) if axes else 1
+    save_grid(tag_sheet(source, seed), out / "sheet_tags.png", rows)
+    noise, labels = draw(source, 64, seed + 3)
+    save_grid(source.generate(noise, labels), out / "samples.png", 8)
+    # The blind sheets take the realness test's held-out faces, real and generated (tags matched).
+    n = min(BLIND_FACES, len(ref.realness_test))
+    generated = realness_inputs(source, ref, seed + 4)[1][:n]
+    key = blind_sheets(generated, ref.realness_test[:n], out / "blind", seed)
+    return {"tags": "sheet_tags.png", "axes": axes, "samples": "samples.png",
+            "blind": [f"blind/{name}" for name in key["sheets"]], "blind_key": "blind/key.json"}
+
+
 def headline(figures: dict) -> dict[str, float | None]:
     """One number per figure, for the generated faces: flat, so that a manifest or a table can quote it."""
-    return {"score": figures["score"], "tag_fidelity": figures["fidelity"]["mean"],
+    realness_ = figures.get("realness")      # absent from evaluations made before it existed, or switched off
+    return {"score": figures["score"], "realness": realness_["generated"]["accuracy"] if realness_ else None,
+            "tag_fidelity": figures["fidelity"]["mean"],
             "face_rate": figures["face_rate"]["generated"], "nightmare_rate": figures["nightmare_rate"]["generated"],
             "kid": figures["kid"]["generated"]["mean"], "fid": figures["fid"]["generated"],
             "diversity": figures["diversity"]["generated"]}
@@ -347,9 +429,17 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def _kid(value: dict[str, float]) -> str:
-    """KID x 1000 as `mean ± std over subsets`: the usual way to print it."""
-    return f"{value['mean'] * 1000:.2f} ± {value['std'] * 1000:.2f}"
+def _kid(value: dict) -> str:
+    """KID x 1000 as `mean ± std over subsets`, the usual way to print it; a set smaller than a subset has
+    no spread, and an unbiased estimate below zero means "no difference this many faces can show"."""
+    spread = "(no spread: fewer faces than a subset)" if value["std"] is None else f"± {value['std'] * 1000:.2f}"
+    below = " (below 0: within noise of no difference)" if value["mean"] < 0 else ""
+    return f"{value['mean'] * 1000:.2f} {spread}{below}"
+
+
+def _realness(value: dict) -> str:
+    return (f"{value['accuracy']:.3f} ± {value['accuracy_std']:.3f} (log-loss {value['log_loss']:.3f}; "
+            f"real faces told {value['accuracy_real']:.2f}, generated {value['accuracy_generated']:.2f})")
 
 
 def summary(result: dict) -> str:
@@ -357,6 +447,8 @@ def summary(result: dict) -> str:
     fig = result["figures"]
     groups = ", ".join(f"{g} {_f(v, 2)}" for g, v in fig["fidelity"]["per_group"].items())
     return "\n".join([
+        f"realness      {_realness(fig['realness']['generated'])}; real faces {fig['realness']['real']['accuracy']:.3f} "
+        "(0.5: indistinguishable)",
         f"tag fidelity  {_f(fig['fidelity']['mean'], 2)} ({groups}); "
         f"tagger on real faces {_f(fig['fidelity']['real']['mean'], 2)}",
         f"face rate     {_f(fig['face_rate']['generated'], 2)} (real {_f(fig['face_rate']['real'], 2)}); "
@@ -377,6 +469,17 @@ def markdown(result: dict) -> str:
         f"Model `{result['model']}` against the `{result['split']}` faces of `{result['data']}` "
         f"(seed {result['seed']}, {fig['images']['generated']} generated faces for the distribution figures, "
         f"{fig['images']['per_tag']} per colour for fidelity; {result['seconds']} s).", "",
+        "## Realness", "",
+        "Held-out accuracy of a small CNN trained briefly (fixed protocol, mean of "
+        f"{fig['realness']['generated']['protocol']['seeds']} seeds) to tell generated faces from real validation "
+        "faces: 0.5 means it cannot tell them apart, 1.0 that it always can. The real column feeds real training "
+        "faces in as \"generated\": the floor. This is the figure to trust for whether faces look made by a "
+        "person; the blind sheets below let you check it by eye.", "",
+        "| | generated | real |", "| --- | --- | --- |",
+        f"| accuracy | {_f(fig['realness']['generated']['accuracy'])} ± {_f(fig['realness']['generated']['accuracy_std'])} "
+        f"| {_f(fig['realness']['real']['accuracy'])} ± {_f(fig['realness']['real']['accuracy_std'])} |",
+        f"| log-loss (nats; 0.693 at chance) | {_f(fig['realness']['generated']['log_loss'])} "
+        f"| {_f(fig['realness']['real']['log_loss'])} |", "",
         "## Tag fidelity", "",
         "Share of faces asked for a colour in which the tagger sees that colour (its most likely colour of the "
         "group). The real column is the tagger's accuracy on real faces of that colour.", "",
@@ -409,4 +512,15 @@ def markdown(result: dict) -> str:
         f"![colour sheet]({sheets['tags']})", "",
         "Tags drawn from the data's priors:", "",
         f"![samples]({sheets['samples']})", "",
+        "## Blind sheets", "",
+        f"{len(sheets['blind'])} sheets of generated faces shuffled with as many real validation faces, 168 px each, "
+        f"numbered: {', '.join(f'[{b}]({b})' for b in sheets['blind'])}. Count good / flawed / broken before "
+        f"opening the key, [{sheets['blind_key']}]({sheets['blind_key']}).", "",
+        "## Which figure to trust for what", "",
+        "- Does it look made by a person: realness, and your own count on the blind sheets.",
+        "- Does it draw what was asked: tag fidelity (no better than the tagger: compare with the real column).",
+        "- Mode collapse: diversity.",
+        "- Gross failures only: face rate (the detector also accepts blurred and half-formed faces).",
+        "- Comparing checkpoints of one run: KID and FID, in this tagger's space only; near the real floor they "
+        "stop telling checkpoints apart.", "",
     ])

@@ -26,10 +26,15 @@ def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, rows: int) ->
     for i, im in enumerate(pixels):
         r, c = divmod(i, cols)
         sheet[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
+    return save_png(Image.fromarray(sheet), path)
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Save as PNG under a temporary name, then rename: a reader never sees half a sheet."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    Image.fromarray(sheet).save(tmp)
+    image.save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
 

@@ -329,10 +329,11 @@ class Trainer:
             return None
         from training.evaluate import build_reference, evaluate_source, samples_per_tag, torch_source
         if self._reference is None:      # real faces' figures do not change: compute them once per run
-            self._reference = build_reference(self.data, "val", self._tagger, self.cfg.eval_samples, self.cfg.seed)
+            self._reference = build_reference(self.data, "val", self._tagger, self.cfg.eval_samples, self.cfg.seed,
+                                              with_realness=self.cfg.eval_realness)
         n_per_tag = samples_per_tag(self.cfg.eval_samples, self.vocab)
         figures = evaluate_source(torch_source(self.G_ema, self.vocab, self.priors), self._reference,
-                                  self._tagger, n_per_tag, self.cfg.seed)
+                                  self._tagger, n_per_tag, self.cfg.seed, with_realness=self.cfg.eval_realness)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
         return figures

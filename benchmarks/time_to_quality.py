@@ -1,0 +1,118 @@
+"""Quality against training time: realness and face rate of a run's checkpoints, plotted over wall-clock hours.
+
+    python benchmarks/time_to_quality.py --data ~/kyara-runs/data/getchu64 \
+        --run old=~/kyara-runs/ab-old --run new=~/kyara-runs/ab-new --every 500 -o docs/time_to_quality.png
+
+For each run, every checkpoint whose step is a multiple of --every is scored once: realness (the fixed
+protocol of training/realness.py, against the validation split) and the face rate of the same held-out
+generated faces. Scores are appended to `realness.jsonl` and `face_rate.jsonl` in the run directory (one
+JSONL per metric), so a re-run only scores new checkpoints. A checkpoint's time is the run's own
+`wall_s` at that step in metrics.jsonl: runs compare fairly only when they ran side by side under the
+same load. Prints `name: value unit` lines; never used as an assertion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from training.checkpoint import list_checkpoints, load_generator, step_of
+from training.curves import panel, stack
+from training.evaluate import Source, face_rate, matched_labels, torch_source
+from training.grid import save_png
+from training.packed import PackedSet
+from training.realness import Protocol, realness, split_real
+
+SEED = 0
+
+
+def real_side(data: PackedSet, protocol: Protocol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The realness test's real faces (train, test) and their labels, as `kyara eval` picks them."""
+    val = data.indices("val")
+    train, test = (val[i] for i in split_real(np.asarray(data.meta["group"])[val], protocol))
+    labels = data.labels[np.concatenate([train, test])]
+    return np.asarray(data.images[train]), np.asarray(data.images[test]), labels
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Protocol) -> list[dict]:
+    """Score the run's checkpoints that are not scored yet; return all scores, oldest first."""
+    real_train, real_test, labels = real_side(data, protocol)
+    wall = {r["step"]: r["wall_s"] for r in read_jsonl(run / "metrics.jsonl") if "wall_s" in r}
+    done = {r["step"] for r in read_jsonl(run / "realness.jsonl")}
+    for ckpt in list_checkpoints(run):
+        step = step_of(ckpt)
+        if step % every or step in done or step not in wall:
+            continue
+        generator, vocab, priors, cfg = load_generator(ckpt)
+        source: Source = torch_source(generator, vocab, priors)
+        fake = source.generate(*matched_labels(source, data.vocab, labels, SEED + 4))
+        fake_train, fake_test = fake[:len(real_train)], fake[len(real_train):]
+        base = {"step": step, "wall_s": wall[step], "images_seen": step * cfg.batch_size}
+        score = realness(real_train, real_test, fake_train, fake_test, protocol)
+        with open(run / "realness.jsonl", "a") as f:
+            f.write(json.dumps({**base, **{k: v for k, v in score.items() if k != "protocol"}}) + "\n")
+        with open(run / "face_rate.jsonl", "a") as f:
+            f.write(json.dumps({**base, "face_rate": face_rate(fake_test)}) + "\n")
+        print(f"{name}_step_{step}_realness: {score['accuracy']:.3f}")
+    rates = {r["step"]: r["face_rate"] for r in read_jsonl(run / "face_rate.jsonl")}
+    scores = sorted(read_jsonl(run / "realness.jsonl"), key=lambda r: r["step"])
+    return [{**r, "face_rate": rates.get(r["step"])} for r in scores]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="packed set whose validation split is the real side")
+    parser.add_argument("--run", action="append", required=True, metavar="NAME=RUN_DIR")
+    parser.add_argument("--every", type=int, default=500, help="score checkpoints at multiples of this step")
+    parser.add_argument("-o", "--out", default="time_to_quality.png")
+    args = parser.parse_args()
+
+    data, protocol = PackedSet.open(args.data), Protocol()
+    runs = {}
+    for spec in args.run:
+        name, sep, path = spec.partition("=")
+        if not sep or not Path(path).expanduser().is_dir():
+            raise SystemExit(f"--run {spec!r}: expected NAME=RUN_DIR with an existing run directory")
+        runs[name] = score_run(name, Path(path).expanduser(), data, args.every, protocol)
+
+    real_train, real_test, _ = real_side(data, protocol)
+    rng = np.random.default_rng(SEED)
+    train = data.indices("train")
+    stand_ins = np.asarray(data.images[np.sort(rng.choice(train, protocol.per_class, replace=False))])
+    real_score = realness(real_train, real_test, stand_ins[:len(real_train)], stand_ins[len(real_train):], protocol)
+    real_rate = face_rate(real_test)
+    print(f"real_realness: {real_score['accuracy']:.3f}")
+    print(f"real_face_rate: {real_rate:.3f}")
+    for name, scores in runs.items():
+        if scores:
+            last = scores[-1]
+            print(f"{name}_hours: {last['wall_s'] / 3600:.2f} h")
+            print(f"{name}_images_seen: {last['images_seen']}")
+            print(f"{name}_realness: {last['accuracy']:.3f}")
+            print(f"{name}_face_rate: {last['face_rate']:.3f}")
+
+    hours = [r["wall_s"] / 3600 for scores in runs.values() for r in scores] or [0.0, 1.0]
+
+    def flat(value: float) -> list[tuple[float, float]]:
+        """The real faces' level, drawn across the whole time axis."""
+        return [(min(hours), value), (max(hours), value)]
+
+    realness_series = {name: [(r["wall_s"] / 3600, r["accuracy"]) for r in scores] for name, scores in runs.items()}
+    rate_series = {name: [(r["wall_s"] / 3600, r["face_rate"]) for r in scores] for name, scores in runs.items()}
+    panels = [
+        panel("realness: held-out accuracy of the real-vs-generated CNN (0.5 = indistinguishable; lower is better)",
+              {**realness_series, "real faces": flat(real_score["accuracy"])}, x_label="hours"),
+        panel("face rate (lbpcascade, higher is better)", {**rate_series, "real faces": flat(real_rate)},
+              x_label="hours"),
+    ]
+    print(save_png(stack(panels), args.out))
+
+
+if __name__ == "__main__":
+    main()

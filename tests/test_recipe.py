@@ -1,0 +1,168 @@
+"""The recipe switches: each does what it says, and the paper preset keeps none of them on."""
+from __future__ import annotations
+
+import json
+import pickle
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from training.augment import augment, parse_policy
+from training.checkpoint import list_checkpoints, load_state
+from training.config import PRESETS, load_config
+from training.models import Generator, ModelConfig, Upsample, standing_statistics
+from training.trainer import Trainer, train
+from safetensors.torch import load_file
+
+
+def test_paper_preset_is_the_papers_recipe():
+    cfg = PRESETS["paper"]
+    assert (cfg.augment, cfg.gp_every, cfg.standing_stats) == ("", 1, 0)
+    assert (cfg.model.upsample, cfg.model.icnr, cfg.model.rgb_kernel) == ("shuffle", False, 9)
+
+
+def test_icnr_starts_every_2x2_subpixel_group_equal():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 6, 6)
+    for icnr, equal in ((True, True), (False, False)):
+        stage = Upsample(8, "shuffle", icnr=icnr)
+        y = F.pixel_shuffle(stage.conv(x), 2)
+        same = all(torch.allclose(y[..., 0::2, 0::2], y[..., i::2, j::2]) for i in (0, 1) for j in (0, 1))
+        assert same == equal
+
+
+def test_resize_upsampling_has_the_shuffles_shape_and_flops():
+    cfg = dict(resolution=64, g_channels=8, g_blocks=1, d_widths=(4, 8, 8, 8, 8), d_blocks=1)
+    shuffle = Generator(ModelConfig(**cfg), 5).eval()
+    resize = Generator(ModelConfig(**cfg, upsample="resize", rgb_kernel=3), 5).eval()
+    out = resize(torch.randn(2, 128), torch.zeros(2, 5))
+    assert out.shape == shuffle(torch.randn(2, 128), torch.zeros(2, 5)).shape == (2, 3, 64, 64)
+    assert resize.upsample[0].conv.out_channels == 8 and shuffle.upsample[0].conv.out_channels == 32
+    assert resize.to_rgb.kernel_size == (3, 3)
+    with pytest.raises(ValueError, match="upsample must be one of shuffle, resize"):
+        ModelConfig(upsample="bilinear")
+
+
+def test_translation_moves_content_within_an_eighth_and_cutout_blanks_a_quarter():
+    x = torch.full((64, 3, 32, 32), -1.0)
+    x[:, :, 16, 16] = 1.0                                   # one bright pixel
+    gen = torch.Generator().manual_seed(0)
+    moved = augment(x, parse_policy("translation"), gen)
+    ys, xs = torch.nonzero(moved[:, 0] == 1, as_tuple=True)[1:]
+    assert len(ys) == 64 and (ys - 16).abs().max() <= 4 and (xs - 16).abs().max() <= 4
+    assert len(set(zip(ys.tolist(), xs.tolist()))) > 10    # each image its own shift
+    cut = augment(torch.ones(64, 3, 32, 32), parse_policy("cutout"), gen)
+    blank = (cut[:, 0] == 0).float().mean((1, 2))
+    assert blank.max() == pytest.approx(0.25) and (blank > 0).all()
+
+
+def test_augmentation_is_differentiable_and_repeats_with_the_generator_state():
+    x = torch.randn(8, 3, 16, 16, requires_grad=True)
+    policy = parse_policy("translation, cutout, colour")
+    a = augment(x, policy, torch.Generator().manual_seed(3))
+    b = augment(x, policy, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    a.sum().backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="augment: unknown policy flip"):
+        parse_policy("translation,flip")
+
+
+def test_standing_statistics_are_the_exact_average_over_the_batches():
+    torch.manual_seed(0)
+    g = Generator(load_config("tiny").model, 4).eval()
+    batches = [(torch.randn(8, 16), torch.zeros(8, 4)) for _ in range(3)]
+    with torch.no_grad():
+        maps = [g.fc(torch.cat(b, 1)).view(-1, g.cfg.g_channels, 16, 16) for b in batches]
+    standing_statistics(g, batches)
+    expected = torch.stack([m.mean((0, 2, 3)) for m in maps]).mean(0)
+    assert torch.allclose(g.fc_bn.running_mean, expected, atol=1e-5)
+    assert not g.training
+
+
+def test_standing_statistics_reach_the_saved_g_ema_only(tiny_packed, tmp_path):
+    run = tmp_path / "run"
+    train(load_config("tiny", ["standing_stats=2", "ckpt_every=4"]), tiny_packed, run, device="cpu", steps=4)
+    ckpt = list_checkpoints(run)[-1]
+    g, g_ema = (load_file(str(ckpt / f"{n}.safetensors")) for n in ("G", "G_ema"))
+    assert not torch.equal(g["fc_bn.running_mean"], g_ema["fc_bn.running_mean"])
+    off = tmp_path / "off"
+    train(load_config("tiny", ["ckpt_every=4"]), tiny_packed, off, device="cpu", steps=4)
+    plain = load_file(str(list_checkpoints(off)[-1] / "G_ema.safetensors"))
+    assert torch.equal(plain["fc_bn.running_mean"], load_file(str(list_checkpoints(off)[-1] / "G.safetensors"))["fc_bn.running_mean"])
+    # The switch leaves training itself alone: G's weights are the same with it on or off.
+    assert torch.equal(g["fc.weight"], load_file(str(list_checkpoints(off)[-1] / "G.safetensors"))["fc.weight"])
+
+
+def test_lazy_penalty_runs_every_kth_step(tiny_packed, tmp_path):
+    run = tmp_path / "run"
+    train(load_config("tiny", ["gp_every=3", "log_every=1"]), tiny_packed, run, device="cpu", steps=7)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "gp" in r] == [1, 4, 7]
+    assert all(r["wall_s"] > 0 for r in records)
+
+
+def test_new_recipe_resumes_exactly(tiny_packed, tmp_path):
+    """Augmentation and the lazy penalty draw from the saved generators: a resumed run repeats."""
+    sets = ["augment=translation,cutout", "gp_every=2", "standing_stats=1", "ckpt_every=3", "keep_last=5",
+            "model.upsample=resize"]
+    cfg = load_config("tiny", sets)
+    train(cfg, tiny_packed, tmp_path / "straight", device="cpu", steps=6)
+    train(cfg, tiny_packed, tmp_path / "split", device="cpu", steps=3)
+    train(cfg, tiny_packed, tmp_path / "split", device="cpu", steps=6, resume=True)
+    for name in ("G", "G_ema", "D"):
+        a = load_file(str(tmp_path / "straight/checkpoints/step_0000006" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "split/checkpoints/step_0000006" / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+# --- resume and step errors (issue "A newcomer's first hour") ---------------------------------------
+
+def test_resume_in_an_empty_run_dir_says_so(tiny_packed, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume") as info:
+        Trainer(load_config("tiny"), tiny_packed, tmp_path / "empty", resume=True, device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_resume_with_another_model_shape_names_the_field(tiny_packed, tmp_path):
+    run = tmp_path / "run"
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
+    with pytest.raises(ValueError, match=re.escape("g_channels 8 -> 16")) as info:
+        Trainer(load_config("tiny", ["model.g_channels=16"]), tiny_packed, run, resume=True, device="cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_resume_of_a_finished_run_says_it_once_and_writes_nothing(tiny_packed, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    capsys.readouterr()
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10, resume=True)
+    err = capsys.readouterr().err
+    assert err.count("already at step 10") == 1 and "step/s" not in err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+
+
+def test_negative_steps_are_refused_before_a_run_dir_is_made(tiny_packed, tmp_path):
+    with pytest.raises(ValueError, match="--steps must be at least 1, got -5"):
+        train(load_config("tiny"), tiny_packed, tmp_path / "run", device="cpu", steps=-5)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="gp_every must be at least 1"):
+        load_config("tiny", ["gp_every=0"])
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_a_checkpoint_state_that_carries_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "state.pt"
+    torch.save({"step": 1, "evil": _RunsCode()}, path)
+    with pytest.raises(ValueError, match="state.pt: refusing to load") as info:
+        load_state(path)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "PWNED").exists()
