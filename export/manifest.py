@@ -26,6 +26,10 @@ def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[f
     """The manifest without hash fields (the embedded copy); `with_hashes` completes it."""
     prior_of = dict(zip(vocab.tags, priors))
     n, t, r = "N", len(vocab), resolution
+    # `at_most_one` is written only where true, so a colour-only model's manifest stays as it always was.
+    rule = "exactly one tag on in each exclusive group; "
+    if any(g.at_most_one for g in vocab.groups):
+        rule += "at most one tag on in each at_most_one group; "
     return {
         "format": FORMAT,
         "name": name,
@@ -34,11 +38,12 @@ def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[f
         "resolution": resolution,
         "noise_dim": noise_dim,
         "tags": list(vocab.tags),
-        "groups": [{"name": g.name, "exclusive": g.exclusive, "tags": list(g.tags),
-                    "priors": [round(float(prior_of[tag]), 6) for tag in g.tags]} for g in vocab.groups],
+        "groups": [{"name": g.name, "exclusive": g.exclusive, **({"at_most_one": True} if g.at_most_one else {}),
+                    "tags": list(g.tags), "priors": [round(float(prior_of[tag]), 6) for tag in g.tags]}
+                   for g in vocab.groups],
         "label_encoding": {
             "dtype": "float32", "on": 1.0, "off": 0.0, "order": "tags",
-            "rule": "exactly one tag on in each exclusive group; tags of other groups on or off independently",
+            "rule": rule + "tags of other groups on or off independently",
         },
         "inputs": [
             {"name": "noise", "dtype": "float32", "shape": [n, noise_dim], "distribution": "standard normal"},

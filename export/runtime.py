@@ -50,8 +50,9 @@ class Generator:
         self.vocab = Vocabulary(self.manifest["tags"])
         # The groups decide which tags exclude each other; the page reads them from the manifest, so this
         # runtime must agree with it, not only with the vocabulary it rebuilds from the tag list.
-        listed = [(g["name"], g["exclusive"], list(g["tags"])) for g in self.manifest["groups"]]
-        if listed != [(g.name, g.exclusive, list(g.tags)) for g in self.vocab.groups]:
+        listed = [(g["name"], g["exclusive"], g.get("at_most_one", False), list(g["tags"]))
+                  for g in self.manifest["groups"]]
+        if listed != [(g.name, g.exclusive, g.at_most_one, list(g.tags)) for g in self.vocab.groups]:
             raise ValueError(f"{self.path}: the manifest's tag groups differ from the paper's groups of its tags")
         self.noise_dim: int = self.manifest["noise_dim"]
 

@@ -573,3 +573,131 @@ def test_model_without_sha256_is_not_kept_stale_by_the_service_worker(browser, m
             assert page.evaluate("window.kyara.ready")["modelBytes"] == (MODEL_DIR / fp32).stat().st_size
         finally:
             context.close()
+
+
+# ---------------------------------------------------------------- an at-most-one group (hair length)
+
+@pytest.fixture(scope="module")
+def hair_length_model(tmp_path_factory) -> Path:
+    """A tiny random model exported by `kyara export` whose tags include long hair and short hair."""
+    from tiny_model import HAIR_LENGTH_PRIORS, HAIR_LENGTH_TAGS, export_tiny, tiny_checkpoint
+    ckpt = tiny_checkpoint(tmp_path_factory.mktemp("run"), HAIR_LENGTH_TAGS, HAIR_LENGTH_PRIORS)
+    return export_tiny(ckpt, tmp_path_factory.mktemp("model"), default="fp32")
+
+
+@pytest.fixture(scope="module")
+def hair_server(hair_length_model):
+    from webapp import create_app
+    from webapp.server import serve_in_background
+    with serve_in_background(create_app(hair_length_model)) as url:
+        yield url
+
+
+class PageUniforms:
+    """Stands in for numpy's Generator in `Vocabulary.sample_labels` for one face, handing out the page's
+    uniform numbers (rng.js) in order; `choice` with `p` is numpy's own method (one uniform number per draw,
+    searched in the normalised cumulative sum). So the Python draw and the page's see the same numbers."""
+
+    def __init__(self, values: list[float]):
+        self.values = iter(values)
+
+    def random(self, size) -> np.ndarray:
+        return np.array([next(self.values) for _ in range(int(np.prod(size)))]).reshape(size)
+
+    def choice(self, k: int, size: int, p: np.ndarray) -> np.ndarray:
+        cdf = np.cumsum(p)
+        return np.searchsorted(cdf / cdf[-1], self.random(size), side="right")
+
+
+def hair_length(manifest: dict, labels: list[float]) -> str:
+    """ "long hair", "short hair", "none", or "long hair and short hair" for one label vector."""
+    on = [tag for tag, value in zip(manifest["tags"], labels) if value == 1 and tag in ("long hair", "short hair")]
+    return " and ".join(on) or "none"
+
+
+def picker_labels(page, group: str) -> list[str]:
+    return page.get_by_role("radiogroup", name=group).locator("label").all_text_contents()
+
+
+def test_hair_length_is_one_choice_drawn_like_python(page, browser, hair_server, hair_length_model):
+    """Long and short hair were two independent On/Off toggles (both On asked for a contradiction, and
+    "random" drew them independently, so both came up together). Now the group is one choice, its random
+    draw is `Vocabulary.sample_labels`'s, and the choice travels in the share link."""
+    import onnxruntime as ort
+
+    from export.runtime import sample_labels
+
+    manifest = json.loads((hair_length_model / "manifest.json").read_text())
+    open_page(page, hair_server, "#s=1&t=2&n=16")
+    assert [t.strip() for t in picker_labels(page, "hair length")] == ["Random", "None", "long hair", "short hair"]
+    assert page.get_by_role("radiogroup", name="long hair").count() == 0
+    assert all(hair_length(manifest, f["labels"]) != "long hair and short hair" for f in results(page))
+
+    # The page's labelsFor against Python's draw, fed the same uniform numbers: random, and short hair fixed.
+    twin = page.evaluate("""async () => {
+        const base = new URL(document.querySelector('meta[name="kyara-static-base"]').content, location.href);
+        const { RANDOM, defaultChoices, labelsFor } = await import(new URL('labels.js', base).href);
+        const { uniform } = await import(new URL('rng.js', base).href);
+        const manifest = await (await fetch('model/manifest.json')).json();
+        const choices = defaultChoices(manifest);
+        return Array.from({ length: 300 }, (_, seed) => {
+            const rand = uniform(seed);
+            return {
+                uniforms: Array.from({ length: manifest.tags.length }, rand),
+                random: Array.from(labelsFor(manifest, choices, seed)),
+                short: Array.from(labelsFor(manifest, { ...choices, 'hair length': 'short hair' }, seed)),
+                none: Array.from(labelsFor(manifest, { ...choices, 'hair length': 'none' }, seed)),
+            };
+        });
+    }""")
+    for chosen, key in (((), "random"), (("short hair",), "short")):
+        python = [sample_labels(manifest, 1, PageUniforms(face["uniforms"]), chosen)[0].tolist() for face in twin]
+        assert python == [face[key] for face in twin], key
+    lengths = [hair_length(manifest, face["random"]) for face in twin]
+    assert all(lengths.count(kind) > 20 for kind in ("long hair", "short hair", "none")), lengths
+    long_col, short_col = manifest["tags"].index("long hair"), manifest["tags"].index("short hair")
+    for face in twin:                         # None clears the group and leaves every other draw as it was
+        expected = list(face["random"])
+        expected[long_col] = expected[short_col] = 0
+        assert face["none"] == expected
+
+    session = ort.InferenceSession(str(hair_length_model / manifest["file"]), providers=["CPUExecutionProvider"])
+    for choice, encoded in (("short hair", "on=short+hair"), ("None", "off=long+hair%2Cshort+hair")):
+        page.get_by_role("radiogroup", name="hair length").get_by_text(choice, exact=True).click()
+        generate_by_click(page)
+        faces = results(page)
+        assert {hair_length(manifest, f["labels"]) for f in faces} == {choice.lower()}
+        assert encoded in page.url
+        expected = session.run(["rgba"], {"noise": np.array([f["noise"] for f in faces], np.float32),
+                                          "labels": np.array([f["labels"] for f in faces], np.float32)})[0]
+        got = np.array([f["pixels"] for f in faces], np.uint8).reshape(expected.shape)
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+
+        other = browser.new_context().new_page()          # the link: same faces, and the choice shown
+        try:
+            open_page(other, page.url)
+            assert [f["labels"] for f in results(other)] == [f["labels"] for f in faces]
+            assert [f["pixels"] for f in results(other)] == [f["pixels"] for f in faces]
+            checked = other.get_by_role("radiogroup", name="hair length").locator("label:has(input:checked)")
+            assert checked.text_content().strip() == choice
+            assert other.locator("#link-notice").is_hidden()
+        finally:
+            other.context.close()
+
+
+@pytest.mark.parametrize("tags", ["on=smile,long%20hair,short%20hair", "on=smile,long%20hair&off=long%20hair",
+                                  "on=smile&off=short%20hair"])
+def test_link_asking_for_two_hair_lengths_is_left_out(page, browser, hair_server, hair_length_model, tags):
+    """A hand-made link asking for long and short hair at once (or only "not short hair", a choice the page
+    does not offer) gets the notice; the hair length stays random and the rest of the link is drawn."""
+    manifest = json.loads((hair_length_model / "manifest.json").read_text())
+    plain = results_of_link(browser, f"{hair_server}#s=1&t=2&n=8&on=smile")
+    open_page(page, hair_server, f"#s=1&t=2&n=8&{tags}")
+    notice = page.locator("#link-notice")
+    assert notice.is_visible() and "tags" in notice.text_content()
+    faces = results(page)
+    assert [f["ref"] for f in faces] == [f"1.{i}" for i in range(8)]
+    assert [f["labels"] for f in faces] == [f["labels"] for f in plain]     # smile on, hair length random
+    assert all(f["labels"][manifest["tags"].index("smile")] == 1 for f in faces)
+    checked = page.get_by_role("radiogroup", name="hair length").locator("label:has(input:checked)")
+    assert checked.text_content().strip() == "Random"

@@ -1,7 +1,8 @@
 """Export: ONNX parity with PyTorch, the int8 model's fidelity, the manifest, and the torch-free runtime.
 
 One tiny random generator (BatchNorm statistics randomised, so folding is really exercised) is saved as a
-checkpoint and exported once per test session through the CLI.
+checkpoint and exported once per test module through the CLI; a second one has the at-most-one hair-length
+group.
 """
 from __future__ import annotations
 
@@ -17,15 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
-from export.manifest import MANIFEST_KEY, sha256_of, with_hashes, without_hashes
+from export.manifest import MANIFEST_KEY, build_manifest, sha256_of, with_hashes, without_hashes
 from export.quantize import generator_inputs, psnr
 from export.runtime import Generator as OnnxGenerator
 from kyara.cli import main
 from tagger.vocab import TagError, Vocabulary
-from training.checkpoint import load_generator, save_checkpoint
-from training.config import PRESETS
+from tiny_model import HAIR_LENGTH_PRIORS, HAIR_LENGTH_TAGS, export_tiny, tiny_checkpoint
+from training.checkpoint import load_generator
 from training.grid import to_uint8
-from training.models import Discriminator, Generator
 
 TAGS = ["blonde hair", "red hair", "silver hair", "smile", "hat", "blue eyes", "red eyes"]
 PRIORS = [0.3, 0.5, 0.2, 0.6, 0.4, 0.7, 0.3]
@@ -33,29 +33,19 @@ PRIORS = [0.3, 0.5, 0.2, 0.6, 0.4, 0.7, 0.3]
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = PRESETS["tiny"]
-    vocab = Vocabulary(TAGS)
-    torch.manual_seed(0)
-    g, d = Generator(cfg.model, len(vocab)), Discriminator(cfg.model, len(vocab))
-    with torch.no_grad():
-        for m in g.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-    run = tmp_path_factory.mktemp("run")
-    other = Generator(cfg.model, len(vocab))       # G differs from G_ema: the export must take the EMA one
-    ckpt = save_checkpoint(run, 10, {"G": other, "G_ema": g, "D": d}, {}, cfg, vocab, PRIORS, keep_last=1)
-    (ckpt / "eval.json").write_text(json.dumps({"score": 0.5, "fid": None, "figures": {"fid": {}}}))
-    return ckpt
+    return tiny_checkpoint(tmp_path_factory.mktemp("run"), TAGS, PRIORS)
 
 
 @pytest.fixture(scope="module")
 def model_dir(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model")
-    assert main(["export", str(checkpoint), "-o", str(out), "--default", "int8", "--data", "test fixture"]) == 0
-    return out
+    return export_tiny(checkpoint, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def hair_length_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model whose tags include the at-most-one hair-length group."""
+    ckpt = tiny_checkpoint(tmp_path_factory.mktemp("run"), HAIR_LENGTH_TAGS, HAIR_LENGTH_PRIORS)
+    return export_tiny(ckpt, tmp_path_factory.mktemp("model"), default="fp32")
 
 
 def manifest_of(model_dir: Path) -> dict:
@@ -84,6 +74,41 @@ def test_manifest_beside_and_inside_agree(model_dir: Path) -> None:
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(props[MANIFEST_KEY]) == without_hashes(manifest)
     assert manifest["sha256"] == sha256_of(model_dir / "model.int8.onnx")
+
+
+def test_manifest_marks_at_most_one_groups(hair_length_dir: Path) -> None:
+    """A caller reading only the manifest must learn that long and short hair exclude each other."""
+    manifest = manifest_of(hair_length_dir)
+    groups = {g["name"]: g for g in manifest["groups"]}
+    assert groups["hair length"] == {"name": "hair length", "exclusive": False, "at_most_one": True,
+                                     "tags": ["long hair", "short hair"], "priors": [0.5, 0.3]}
+    assert all("at_most_one" not in g for name, g in groups.items() if name != "hair length")
+    assert "at most one tag on in each at_most_one group" in manifest["label_encoding"]["rule"]
+    props = {p.key: p.value for p in onnx.load(str(hair_length_dir / "model.onnx")).metadata_props}
+    assert json.loads(props[MANIFEST_KEY]) == without_hashes(manifest)
+    with pytest.raises(TagError, match="'long hair' and 'short hair' are both in the at-most-one group"):
+        OnnxGenerator(hair_length_dir, threads=1).generate(tags=["long hair", "short hair"])
+
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").is_file(), reason=f"no bundled model at {MODEL_DIR}")
+def test_colour_only_manifest_is_unchanged() -> None:
+    """The bundled model's manifest.json and embedded copies, rebuilt by today's build_manifest from what
+    they hold, come out byte for byte as they were exported: a colour-only model gains no new field."""
+    text = (MODEL_DIR / "manifest.json").read_text()
+    shipped = json.loads(text)
+    priors = {t: p for g in shipped["groups"] for t, p in zip(g["tags"], g["priors"])}
+    rebuilt = build_manifest(
+        name=shipped["name"], version=shipped["version"], vocab=Vocabulary(shipped["tags"]),
+        priors=[priors[t] for t in shipped["tags"]], resolution=shipped["resolution"],
+        noise_dim=shipped["noise_dim"], default_file=shipped["file"],
+        variants=without_hashes(shipped)["variants"], training=shipped["training"])
+    assert json.dumps(with_hashes(rebuilt, MODEL_DIR), indent=2) + "\n" == text
+    for variant in shipped["variants"]:
+        props = {p.key: p.value for p in onnx.load(str(MODEL_DIR / variant["file"])).metadata_props}
+        assert props[MANIFEST_KEY] == json.dumps(rebuilt, sort_keys=True)
 
 
 def test_graph_has_folded_batchnorm_and_dynamic_batch(model_dir: Path) -> None:
@@ -196,6 +221,24 @@ def test_runtime_refuses_a_manifest_whose_groups_disagree(model_dir: Path, tmp_p
     prop = next(p for p in model.metadata_props if p.key == MANIFEST_KEY)
     manifest = json.loads(prop.value)
     manifest["groups"][0]["exclusive"] = False       # "blonde hair" + "red hair" would then be allowed
+    prop.value = json.dumps(manifest)
+    onnx.save(model, str(tmp_path / "edited.onnx"))
+    with pytest.raises(ValueError, match="edited.onnx: the manifest's tag groups differ"):
+        OnnxGenerator(tmp_path / "edited.onnx")
+
+
+@pytest.mark.parametrize("edit", ["drop it from hair length", "add it to expression"])
+def test_runtime_refuses_a_manifest_whose_at_most_one_disagrees(hair_length_dir: Path, tmp_path: Path,
+                                                                 edit: str) -> None:
+    """Without `at_most_one` a page reading the manifest would offer long and short hair together."""
+    model = onnx.load(str(hair_length_dir / "model.onnx"))
+    prop = next(p for p in model.metadata_props if p.key == MANIFEST_KEY)
+    manifest = json.loads(prop.value)
+    groups = {g["name"]: g for g in manifest["groups"]}
+    if edit == "drop it from hair length":
+        del groups["hair length"]["at_most_one"]
+    else:
+        groups["expression and accessories"]["at_most_one"] = True
     prop.value = json.dumps(manifest)
     onnx.save(model, str(tmp_path / "edited.onnx"))
     with pytest.raises(ValueError, match="edited.onnx: the manifest's tag groups differ"):

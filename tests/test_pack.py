@@ -148,10 +148,36 @@ def test_two_colours_of_one_exclusive_group_are_unknown(tmp_path, capsys):
     write_tag_file(crops / "tags.csv", [("a.png", ["blue hair", "red hair", "blue eyes", "red eyes"]),
                                         ("b.png", ["red hair", "blue eyes"])])
     packed = PackedSet.open(pack(crops, tmp_path / "packed", workers=1))
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "exclusive group" in line]
-    assert warnings == ["kyara pack: 1 images name two tags of one exclusive group (e.g. two hair colours); "
-                        "that group is stored as unknown for them"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "exclusive" in line]
+    assert warnings == ["kyara pack: 1 images name two tags of one exclusive or at-most-one group (e.g. two hair "
+                        "colours, or long and short hair); that group is stored as unknown for them"]
     assert (packed.labels[packed.meta["names"].index("a.png")] == -1).all()
+
+
+def test_long_and_short_hair_together_are_unknown(tmp_path, capsys):
+    """Hair length is at-most-one: naming neither is a known "off", naming both contradicts itself."""
+    vocab = Vocabulary(["red hair", "long hair", "short hair", "smile"])
+    labels, conflicting = labels_for([["red hair", "long hair", "short hair", "smile"], ["red hair"],
+                                      ["red hair", "short hair"]], vocab)
+    assert conflicting == 1
+    assert [dict(zip(vocab.tags, row)) for row in labels.tolist()] == [
+        {"red hair": 1, "long hair": -1, "short hair": -1, "smile": 1},
+        {"red hair": 1, "long hair": 0, "short hair": 0, "smile": 0},
+        {"red hair": 1, "long hair": 0, "short hair": 1, "smile": 0}]
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.random.default_rng(len(name)).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            crops / name)
+    write_tag_file(crops / "tags.csv", [("a.png", ["red hair", "long hair", "short hair"]),
+                                        ("b.png", ["red hair", "long hair"])])
+    packed = PackedSet.open(pack(crops, tmp_path / "packed", workers=1))
+    assert "kyara pack: 1 images name two tags of one exclusive or at-most-one group" in capsys.readouterr().err
+    rows = {name: dict(zip(packed.vocab.tags, packed.labels[i].tolist()))
+            for i, name in enumerate(packed.meta["names"])}
+    assert rows == {"a.png": {"red hair": 1, "long hair": -1, "short hair": -1},
+                    "b.png": {"red hair": 1, "long hair": 1, "short hair": 0}}
 
 
 def tag_rows(path: Path) -> dict[str, list[str]]:

@@ -54,21 +54,27 @@ def _folder_items(folder: Path, tag_file: Path) -> tuple[dict[str, list[str]], I
 
 
 def labels_for(tag_lists: list[list[str]], vocab: Vocabulary) -> tuple[np.ndarray, int]:
-    """int8 label matrix (1 on, 0 off, -1 unknown), and how many images name two tags of one exclusive group.
+    """int8 label matrix (1 on, 0 off, -1 unknown), and how many images name two tags of one exclusive or
+    at-most-one group.
 
     An exclusive group (a colour) is known for an image only when the image names exactly one of its tags:
-    none says nothing, two contradict each other, so training must not believe either. A non-exclusive group
-    counts as labelled (absent = off) for every image.
+    none says nothing, two contradict each other, so training must not believe either. An at-most-one group
+    (hair length) is known when the image names at most one of its tags (none: neither long nor short), and
+    unknown when it names two (long and short hair). Any other group counts as labelled (absent = off) for
+    every image.
     """
     present = np.zeros((len(tag_lists), len(vocab)), dtype=bool)
     for row, tags in enumerate(tag_lists):
         present[row, [vocab.index(t) for t in set(tags) if t in vocab.tags]] = True
     labels = present.astype(np.int8)
     conflicting = np.zeros(len(tag_lists), dtype=bool)
-    for group in vocab.exclusive_groups:
+    for group in vocab.groups:
+        if not (group.exclusive or group.at_most_one):
+            continue
         cols = [vocab.index(t) for t in group.tags]
         named = present[:, cols].sum(1)
-        labels[np.ix_(named != 1, cols)] = -1
+        unknown = named > 1 if group.at_most_one else named != 1
+        labels[np.ix_(unknown, cols)] = -1
         conflicting |= named > 1
     return labels, int(conflicting.sum())
 
@@ -116,8 +122,8 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     images_arr = np.stack(images)
     labels, conflicting = labels_for([tags[n] for n in names], vocab)
     if conflicting:
-        print(f"kyara pack: {conflicting} images name two tags of one exclusive group (e.g. two hair colours); "
-              f"that group is stored as unknown for them", file=sys.stderr)
+        print(f"kyara pack: {conflicting} images name two tags of one exclusive or at-most-one group (e.g. two "
+              f"hair colours, or long and short hair); that group is stored as unknown for them", file=sys.stderr)
 
     thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((THUMB, THUMB), Image.Resampling.BOX))
                        for im in images_arr])

@@ -22,7 +22,7 @@
 // disabled while a job runs, and a link pasted meanwhile waits for its turn.
 
 import { loadEngine, LoadError } from './engine.js';
-import { RANDOM, decodeState, defaultChoices, encodeState, labelSeed, labelsFor, noiseSeed } from './labels.js';
+import { NONE, RANDOM, decodeState, defaultChoices, encodeState, labelSeed, labelsFor, noiseSeed } from './labels.js';
 import { normal, randomSeed, slerp } from './rng.js';
 
 const $ = (id) => document.getElementById(id);
@@ -201,6 +201,17 @@ function buildTagPickers(manifest) {
       swatches.append(radio(`g${g}`, RANDOM, true, swatch(null, 'random'), set));
       for (const tag of group.tags) swatches.append(radio(`g${g}`, tag, false, swatch(tag, tag), set));
       fieldset.append(swatches);
+    } else if (group.at_most_one) {
+      // One choice for the whole group: two On toggles would let the user ask for long and short hair.
+      const seg = document.createElement('div');
+      seg.className = 'segmented choice';
+      seg.setAttribute('role', 'radiogroup');
+      seg.setAttribute('aria-label', group.name);
+      const set = (value) => { state.choices[group.name] = value; };
+      for (const [value, text] of [[RANDOM, 'Random'], [NONE, 'None'], ...group.tags.map((tag) => [tag, tag])]) {
+        seg.append(radio(`g${g}`, value, value === RANDOM, text, set));
+      }
+      fieldset.append(seg);
     } else {
       group.tags.forEach((tag, t) => {
         const row = document.createElement('div');
@@ -235,7 +246,7 @@ function swatch(tag, text) {
 /** Put the pickers in line with state.choices (after reading a share link). */
 function syncPickers() {
   state.manifest.groups.forEach((group, g) => {
-    if (group.exclusive) {
+    if (group.exclusive || group.at_most_one) {
       checkRadio(`g${g}`, state.choices[group.name]);
     } else {
       group.tags.forEach((tag, t) => checkRadio(`g${g}t${t}`, state.choices[tag]));
