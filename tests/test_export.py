@@ -17,11 +17,11 @@ import pytest
 import torch
 from PIL import Image
 
+from common.vocab import TagError, Vocabulary
 from export.manifest import MANIFEST_KEY, sha256_of, with_hashes, without_hashes
 from export.quantize import generator_inputs, psnr
 from export.runtime import Generator as OnnxGenerator
 from kyara.cli import main
-from tagger.vocab import TagError, Vocabulary
 from training.checkpoint import load_generator, save_checkpoint
 from training.config import PRESETS
 from training.grid import to_uint8
