@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 from PIL import Image, ImageFilter
 
-from training.packed import PackedSet
+from common.packed import PackedSet
 from training.realness import Protocol, realness, split_real
 
 

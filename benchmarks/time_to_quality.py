@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.packed import PackedSet
 from training.checkpoint import list_checkpoints, load_generator, step_of
 from training.curves import panel, stack
 from training.evaluate import Source, face_rate, matched_labels, torch_source
 from training.grid import save_png
-from training.packed import PackedSet
 from training.realness import Protocol, realness, split_real
 
 SEED = 0

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tagger.vocab import PAPER_TAGS, Vocabulary
+from common.packed import write_packed
+from common.vocab import PAPER_TAGS, Vocabulary
 from training.config import load_config
 from training.models import count_params
-from training.packed import write_packed
 from training.trainer import Trainer
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from kyara.argtypes import non_negative_int, output_folder, positive_int
+from common.argtypes import non_negative_int, output_folder, positive_int
+from common.files import atomic_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +55,7 @@ def _generate(args: argparse.Namespace) -> int:
     faces = generator.generate(tags=args.tags, n=args.n, seed=args.seed)
     for i, face in enumerate(faces):
         path = out / f"seed{args.seed}_{i:03d}.png"
-        tmp = out / f".{path.stem}.tmp.png"
-        face.save(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            face.save(tmp)
     print(f"{out}: {len(faces)} faces")
     return 0

@@ -1,16 +1,16 @@
 """`kyara export`: a checkpoint -> model folder with model.onnx (fp32), model.int8.onnx and manifest.json.
 
-Each file is written under a temporary name and renamed when complete; manifest.json goes last, so a
+Each file is written under a temporary name and renamed when complete (`common.files`); manifest.json goes last, so a
 reader that finds a manifest also finds the files it names (with the hashes it lists).
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import onnx
 
+from common.files import atomic_path, write_text_atomic
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
 from export.quantize import SCHEME, psnr, quantize_int8
@@ -55,26 +55,23 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
     generator, vocab, priors, cfg = load_generator(ckpt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = {precision: out / f".{file}.tmp.onnx" for precision, file in FILES.items()}
+    with atomic_path(out / FILES["fp32"]) as fp32, atomic_path(out / FILES["int8"]) as int8_file:
+        tmp = {"fp32": fp32, "int8": int8_file}
+        onnx.save(export_onnx(generator), str(tmp["fp32"]))
+        manifest = build_manifest(
+            name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab,
+            priors=priors, resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
+            variants=[{"file": file, "precision": precision} for precision, file in FILES.items()],
+            training=training_info(ckpt, cfg.name, data, eval_path),
+        )
+        quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
+        int8 = next(v for v in manifest["variants"] if v["precision"] == "int8")
+        int8.update(quantization=SCHEME, psnr_db_vs_fp32=round(psnr(tmp["fp32"], tmp["int8"], manifest), 2))
 
-    onnx.save(export_onnx(generator), str(tmp["fp32"]))
-    manifest = build_manifest(
-        name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab, priors=priors,
-        resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
-        variants=[{"file": file, "precision": precision} for precision, file in FILES.items()],
-        training=training_info(ckpt, cfg.name, data, eval_path),
-    )
-    quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
-    int8 = next(v for v in manifest["variants"] if v["precision"] == "int8")
-    int8.update(quantization=SCHEME, psnr_db_vs_fp32=round(psnr(tmp["fp32"], tmp["int8"], manifest), 2))
-
-    for precision, file in FILES.items():
-        model = onnx.load(str(tmp[precision]))
-        embed_manifest(model, manifest)
-        onnx.save(model, str(tmp[precision]))
-        os.replace(tmp[precision], out / file)
+        for path in tmp.values():
+            model = onnx.load(str(path))
+            embed_manifest(model, manifest)
+            onnx.save(model, str(path))
     full = with_hashes(manifest, out)
-    tmp_manifest = out / f".{MANIFEST_FILE}.tmp"
-    tmp_manifest.write_text(json.dumps(full, indent=2) + "\n")
-    os.replace(tmp_manifest, out / MANIFEST_FILE)
+    write_text_atomic(out / MANIFEST_FILE, json.dumps(full, indent=2) + "\n")
     return full

@@ -14,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tagger.vocab import Vocabulary
+from common.vocab import Vocabulary
 
 FORMAT = "kyara-model/1"
 MANIFEST_KEY = "kyara.manifest"

@@ -17,8 +17,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from common.vocab import Vocabulary
 from export.manifest import MANIFEST_KEY, model_file
-from tagger.vocab import Vocabulary
 
 BATCH = 16   # images per onnxruntime call: keeps memory flat for large n
 

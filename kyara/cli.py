@@ -1,6 +1,6 @@
 """`kyara <command>`: each package registers its own subcommands in its `cli` module.
 
-The `cli` modules import only argparse and `kyara.argtypes` at the top; heavy imports (torch, timm, onnx)
+The `cli` modules import only argparse and `common.argtypes` at the top; heavy imports (torch, timm, onnx)
 happen inside the command that needs them, so `kyara serve` starts without torch.
 """
 from __future__ import annotations

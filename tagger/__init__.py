@@ -1,5 +1,6 @@
-"""Tag vocabulary and the CNN tagger.
+"""The CNN tagger (timm backbone), its training, reports and the review of its tags.
 
-Importing this package (or `tagger.vocab`) must stay free of torch and timm: the web app and the
-torch-free runtime read the vocabulary too.
+The tag vocabulary it predicts is `common.vocab`, below this package: the web app's manifest, the trainer
+and the torch-free runtime read it without importing the tagger. `tagger.tagfile` (the tag CSV) stays free
+of torch and timm too; the modules that need them import them themselves.
 """

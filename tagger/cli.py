@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from kyara.argtypes import non_negative_int, positive_int
+from common.argtypes import non_negative_int, positive_int
 
 
 class _SourceAction(argparse.Action):

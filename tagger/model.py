@@ -11,7 +11,6 @@ backbone name, input size, normalisation, per-tag thresholds). The shipped one l
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tagger.vocab import Vocabulary
+from common.files import atomic_path, write_text_atomic
+from common.vocab import Vocabulary
 
 # mobilenetv4_conv_small_050: 0.96 M parameters (3.8 MB in fp32), the fastest CPU training step of the small
 # timm backbones we timed at 64 px (about half of resnet10t's, which also has 5x the parameters).
@@ -196,10 +196,9 @@ def save_tagger(out_dir: str | Path, net: TaggerNet, config: TaggerConfig) -> Pa
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    save_file(state, str(out_dir / f".{WEIGHTS}.tmp"))
-    os.replace(out_dir / f".{WEIGHTS}.tmp", out_dir / WEIGHTS)
-    (out_dir / f".{CONFIG}.tmp").write_text(json.dumps(asdict(config), indent=2))
-    os.replace(out_dir / f".{CONFIG}.tmp", out_dir / CONFIG)
+    with atomic_path(out_dir / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+    write_text_atomic(out_dir / CONFIG, json.dumps(asdict(config), indent=2))
     return out_dir
 
 

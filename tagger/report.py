@@ -6,14 +6,14 @@ unknown are left out of every figure.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from common.files import atomic_path, write_text_atomic
+from common.vocab import Vocabulary
 from tagger.model import tags_from_probabilities
-from tagger.vocab import Vocabulary
 
 CANDIDATES = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -124,10 +124,9 @@ def write_report(out_dir: str | Path, report: dict) -> list[Path]:
         accuracy = group["accuracy"] or 0.0
         im = draw_confusion(np.array(group["confusion"]), group["tags"],
                             f"{name}: accuracy {accuracy:.1%} on {group['images']} validation images")
-        im.save(out_dir / f".{path.name}.tmp", format="PNG")
-        os.replace(out_dir / f".{path.name}.tmp", path)
+        with atomic_path(path) as tmp:
+            im.save(tmp, format="PNG")
         written.append(path)
     path = out_dir / "report.json"
-    (out_dir / ".report.json.tmp").write_text(json.dumps(report, indent=2))
-    os.replace(out_dir / ".report.json.tmp", path)
+    write_text_atomic(path, json.dumps(report, indent=2))
     return [path, *written]

@@ -16,21 +16,21 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from common.files import write_bytes_atomic
+from common.images import load_rgb
+from common.packed import PackedSet
+from common.vocab import TagError, canonical
 from tagger.model import Tagger
 from tagger.sources import read_label_file
 from tagger.tag import open_tagger
 from tagger.tagfile import read_tag_file, write_tag_file
-from tagger.vocab import TagError, canonical
 from tagger.wd import WDTagger
-from training.images import load_rgb
-from training.packed import PackedSet
 
 CELL = 168          # px per face on a sheet (the annotators' sheets showed the 64 px crops at 168 px)
 COLUMNS, ROWS = 6, 5
@@ -46,12 +46,6 @@ class Face:
     image: np.ndarray
     value: int                  # 1 on, 0 off, -1 unknown
     probability: float | None
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _tag_of(name: str) -> str:
@@ -125,13 +119,13 @@ def write_sheets(faces: list[Face], tag: str, out_dir: str | Path, what: str) ->
         buf = io.BytesIO()
         draw_sheet(page, start + 1, title).save(buf, format="PNG")
         path = out_dir / f"sheet_{s:03d}.png"
-        _atomic_bytes(path, buf.getvalue())
+        write_bytes_atomic(path, buf.getvalue())
         written.append(path)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["id", tag])
     writer.writerows([face.name, face.value] for face in faces)
-    _atomic_bytes(out_dir / CORRECTIONS, text.getvalue().encode())
+    write_bytes_atomic(out_dir / CORRECTIONS, text.getvalue().encode())
     return [*written, out_dir / CORRECTIONS]
 
 

@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tagger.vocab import TagError, Vocabulary, canonical, split_tag_text
-from training.packed import PackedSet
+from common.packed import PackedSet
+from common.vocab import TagError, Vocabulary, canonical, split_tag_text
 
 SPLITS = ("train", "val", "calibrate", "report")
 

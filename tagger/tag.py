@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.crops import finished_crops
+from common.images import IMAGE_SUFFIXES, load_rgb, skip_reason
+from common.vocab import TagError
 from tagger.model import Tagger, load_tagger
 from tagger.tagfile import write_tag_file
-from tagger.vocab import TagError
 from tagger.wd import WDTagger, is_wd_folder
-from training.crop import finished_crops
-from training.images import IMAGE_SUFFIXES, load_rgb, skip_reason
 
 
 def crops_to_tag(folder: Path) -> list[str]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
-from tagger.vocab import canonical, split_tag_text
+from common.files import write_text_atomic
+from common.vocab import canonical, split_tag_text
 
 
 def read_tag_rows(lines: Iterable[str], source: str = "tags") -> dict[str, list[str]]:
@@ -58,9 +58,7 @@ def write_tag_file(path: str | Path, rows: Sequence[tuple[str, Sequence[str]]],
     for i, (name, tags) in enumerate(rows):
         probs = [f"{p:.4f}" for p in probabilities[i]] if probabilities is not None else []
         writer.writerow([name, ";".join(tags), *probs])
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, buf.getvalue())
 
 
 def open_text(stream: IO[bytes]) -> io.TextIOWrapper:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from common.files import atomic_path
 from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, load_state, load_tagger, save_tagger,
                           tagger_loss)
 from tagger.report import calibrate_thresholds, evaluate, write_report
@@ -49,8 +49,8 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 def _save_state(out: Path, state: dict) -> None:
-    torch.save(state, out / f".{STATE}.tmp")
-    os.replace(out / f".{STATE}.tmp", out / STATE)
+    with atomic_path(out / STATE) as tmp:
+        torch.save(state, tmp)
 
 
 def epoch_order(data: TrainingData, train_idx: np.ndarray, oversample: int, rng: np.random.Generator) -> np.ndarray:

@@ -29,8 +29,8 @@ import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
+from common.vocab import TAGS, Vocabulary
 from tagger.model import tags_from_probabilities
-from tagger.vocab import TAGS, Vocabulary
 
 WD_FILES = ("config.json", "model.safetensors", "selected_tags.csv")
 GENERAL = "0"   # selected_tags.csv category of general tags

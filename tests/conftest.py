@@ -14,8 +14,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def make_tiny_packed(path: Path, n: int = 96, resolution: int = 32, seed: int = 0) -> Path:
     """Two hair colours (a red or a blue image) x two eye colours (a bright or dark centre square)."""
-    from tagger.vocab import Vocabulary
-    from training.packed import write_packed
+    from common.vocab import Vocabulary
+    from common.packed import write_packed
 
     vocab = Vocabulary(["red hair", "blue hair", "green eyes", "brown eyes"])
     rng = np.random.default_rng(seed)

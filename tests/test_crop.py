@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.crops import CROPS, DONE, CropFolder, finished_crops
 from faces import AT, CANVAS, canvas_with, draw_face, png_header_only
-from training.crop import CROPS, DONE, CropFolder, crop_box, crop_folder, detect_faces, finished_crops, phash
+from training.crop import crop_box, crop_folder, detect_faces, phash
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

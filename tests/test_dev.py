@@ -47,7 +47,7 @@ def test_dev_serve_leaves_a_venv_that_pip_accepts(tmp_path):
     checkout.mkdir()
     for name in ("dev", "pyproject.toml", "README.md", "package.json", "package-lock.json"):
         shutil.copy2(REPO / name, checkout / name)
-    for package in ("kyara", "tagger", "training", "export", "webapp"):
+    for package in ("common", "kyara", "tagger", "training", "export", "webapp"):
         shutil.copytree(REPO / package, checkout / package, ignore=shutil.ignore_patterns("__pycache__", "weights"))
     # npm ci is not what is tested here: the installed packages, as hard links where the file system allows
     # (never a symlink: npm ci empties the folder a node_modules link points to).

@@ -12,15 +12,15 @@ import torch
 from PIL import Image
 
 from conftest import SHARED_DATA, needs_shared_data
+from common.vocab import Vocabulary
 from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
-from tagger.vocab import Vocabulary
 from training.checkpoint import list_checkpoints, save_checkpoint
 from training.config import load_config
 from training.evaluate import (Reference, Source, build_reference, evaluate_source, face_rate, fid, kid,
                                mean_pairwise_distance, open_source, torch_source)
+from common.packed import PackedSet
 from training.models import Discriminator, Generator
-from training.packed import PackedSet
 from training.realness import Protocol
 from training.trainer import train
 

@@ -18,11 +18,11 @@ import pytest
 import torch
 from PIL import Image
 
+from common.vocab import TagError, Vocabulary
 from export.manifest import MANIFEST_KEY, build_manifest, sha256_of, with_hashes, without_hashes
 from export.quantize import generator_inputs, psnr
 from export.runtime import Generator as OnnxGenerator
 from kyara.cli import main
-from tagger.vocab import TagError, Vocabulary
 from tiny_model import HAIR_LENGTH_PRIORS, HAIR_LENGTH_TAGS, export_tiny, tiny_checkpoint
 from training.checkpoint import load_generator
 from training.grid import to_uint8

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.images import load_rgb, skip_reason
+from common.packed import PackedSet
 from faces import gradient, png_header_only
 from tagger.tagfile import write_tag_file
-from training.images import load_rgb, skip_reason
 from training.pack import pack
-from training.packed import PackedSet
 
 
 def test_16_bit_is_scaled_and_alpha_laid_on_white(tmp_path):

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.crops import CROPS
+from common.packed import PackedSet, split_by_group
+from common.vocab import Vocabulary
 from faces import canvas_with, draw_face, gradient, png_header_only
 from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
 from tagger.tagfile import read_tag_file, write_tag_file
-from tagger.vocab import Vocabulary
-from training.crop import CROPS, crop_folder
+from training.crop import crop_folder
 from training.pack import labels_for, pack
-from training.packed import PackedSet, split_by_group
 
 
 def random_tagger(path: Path, vocab: Vocabulary) -> Path:

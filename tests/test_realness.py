@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from conftest import make_tiny_packed
+from common.packed import PackedSet
 from training.blind import COLS, FACE, LABEL, blind_sheets
 from training.config import load_config
 from training.models import Generator
-from training.packed import PackedSet
 from training.realness import Protocol, realness, split_real
 
 SMALL = Protocol(train_per_class=120, test_per_class=60, steps=150, seeds=2)

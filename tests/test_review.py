@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.packed import write_packed
+from common.vocab import Vocabulary
 from kyara.cli import main
 from tagger.review import CAPTION, CELL, COLUMNS, review_sheets
 from tagger.sources import Source, load_training_data
 from tagger.tagfile import read_tag_file, write_tag_file
-from tagger.vocab import Vocabulary
-from training.packed import write_packed
 
 SMILE = [0.2, 0.9, 0.6, 0.05, 0.7, 0.4, 0.3, 0.8]
 

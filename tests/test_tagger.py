@@ -11,11 +11,11 @@ from PIL import Image
 
 from tagger.model import (SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, tagger_loss,
                           tags_from_probabilities)
+from common.packed import write_packed
+from common.vocab import Vocabulary
 from tagger.report import average_precision, calibrate_thresholds
 from tagger.sources import Source
 from tagger.tagfile import read_tag_file
-from tagger.vocab import Vocabulary
-from training.packed import write_packed
 
 HAIR = ["blonde hair", "blue hair", "red hair"]
 EYES = ["blue eyes", "red eyes"]

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.packed import write_packed
+from common.vocab import TagError, Vocabulary
 from tagger.model import load_tagger
 from tagger.report import calibrate_thresholds, evaluate
 from tagger.sources import Source, load_training_data, read_label_file
-from tagger.vocab import TagError, Vocabulary
-from training.packed import write_packed
 
 COLOURS = ["red hair", "blue hair", "green eyes", "brown eyes"]
 

@@ -4,7 +4,7 @@ import pytest
 import json
 from pathlib import Path
 
-from tagger.vocab import GROUPS, PAPER_TAGS, TAGS, TagError, Vocabulary, split_tag_text
+from common.vocab import GROUPS, PAPER_TAGS, TAGS, TagError, Vocabulary, split_tag_text
 
 
 def test_paper_vocabulary_has_34_tags_and_male_comes_after_them():

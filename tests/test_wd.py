@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from timm.models import save_for_hf
 
+from common.vocab import TagError
 from kyara.cli import main
 from tagger.tag import tag_folder
 from tagger.tagfile import read_tag_file
-from tagger.vocab import TagError
 from tagger.wd import WDTagger, pad_square
 
 SIZE = 32

@@ -8,12 +8,12 @@ your counts, and only then open the key.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from common.files import write_text_atomic
 from training.grid import save_png
 
 FACE = 168          # px per face on the sheet
@@ -44,9 +44,7 @@ def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, s
         "faces": [{"number": n + 1, "sheet": sheets[n // per_sheet], "kind": kinds[i]} for n, i in enumerate(order)],
         "counts": {"generated": len(generated), "real": len(real)},
     }
-    tmp = out / f".{KEY_FILE}.tmp"
-    tmp.write_text(json.dumps(key, indent=1))
-    os.replace(tmp, out / KEY_FILE)
+    write_text_atomic(out / KEY_FILE, json.dumps(key, indent=1))
     return key
 
 

@@ -5,12 +5,12 @@
         state.pt                                          optimizers, step, RNG states of every rank
         config.json  vocab.json                           resolved config; vocabulary with tag priors
 
-A crash while saving leaves only a `.step_*.tmp` folder, which is never read and is cleared on the next save.
+An error while saving removes the `.step_*.tmp` folder; a process killed while saving leaves one, which is never
+read and is cleared on the next save.
 """
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from tagger.vocab import Vocabulary
+from common.files import atomic_dir
+from common.vocab import Vocabulary
 from training.config import TrainConfig
 from training.models import Generator
 
@@ -52,16 +53,13 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
     final = root / f"{PREFIX}{step:07d}"
     for leftover in root.glob(f".{PREFIX}*.tmp"):     # from a save that a crash cut short
         shutil.rmtree(leftover, ignore_errors=True)
-    tmp = root / f".{final.name}.tmp"
-    tmp.mkdir()
-    for name, module in modules.items():
-        save_file(_contiguous(module), str(tmp / f"{name}.safetensors"))
-    (tmp / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
-    (tmp / "vocab.json").write_text(json.dumps({**vocab.to_json(), "priors": list(map(float, priors))}, indent=2))
-    torch.save({**state, "step": step}, tmp / "state.pt")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        for name, module in modules.items():
+            save_file(_contiguous(module), str(tmp / f"{name}.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
+        (tmp / "vocab.json").write_text(json.dumps({**vocab.to_json(), "priors": list(map(float, priors))},
+                                                   indent=2))
+        torch.save({**state, "step": step}, tmp / "state.pt")
     for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kyara.argtypes import fraction, non_negative_int, output_file, positive_int
+from common.argtypes import fraction, non_negative_int, output_file, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:

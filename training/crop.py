@@ -1,11 +1,11 @@
 """`kyara crop`: find anime faces in pictures and cut square, training-ready crops around them.
 
-Per picture: decode defensively (`training.images.load_rgb`, shared with tag and pack), detect faces with
+Per picture: decode defensively (`common.images.load_rgb`, shared with tag and pack), detect faces with
 nagadomi's LBP cascade (`detect_faces`), enlarge each box (1.5x by default: the face plus hair) about its
 centre, drop faces that are too small, resize to the target resolution. Across pictures: drop near-duplicate
 crops (a perceptual hash, mirror images included, since mirrored copies are common in scraped art).
 
-Output folder:
+Output folder (its records, read and written, are `common.crops`, which the tagger reads too):
     <stem>_<hash>_<i>.png   the crops (or .jpg), each written to a temporary name and renamed; <stem> is the
                             source path without its extension, <hash> tells apart sources with equal stems
                             (x.png and x.jpg, a/b.png and a__b.png)
@@ -20,28 +20,24 @@ what earlier runs wrote for it, records and crop files, is removed first.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from training.images import IMAGE_SUFFIXES, load_rgb, skip_reason
+from common.crops import CropFolder
+from common.images import IMAGE_SUFFIXES, load_rgb, skip_reason
 
 CASCADE = Path(__file__).parent / "cascade" / "lbpcascade_animeface.xml"
-CROPS, DONE = "crops.jsonl", "done.jsonl"
 ENLARGE = 1.5
 DETECT_MAX_SIDE = 1536  # larger pictures are detected on a downscaled copy; crops still come from full size
-DUPLICATE_BITS = 6      # perceptual hashes this close (of 64 bits) are the same picture
 
 _cascade: cv2.CascadeClassifier | None = None
 
@@ -164,143 +160,6 @@ def _cut_faces(job: Job) -> dict:
                       "phash": phash(crop), "mirror_phash": phash(crop[:, ::-1]),
                       "data": _encode(crop, job.fmt)})
     return {"faces": len(faces), "crops": crops}
-
-
-def _read_jsonl(path: Path) -> tuple[list[dict], bool]:
-    """The records of a JSON-lines file, and whether it is intact.
-
-    Not intact: a line that is not JSON or a missing final newline, which a kill mid-append leaves behind.
-    """
-    if not path.is_file():
-        return [], True
-    text = path.read_text(encoding="utf-8")
-    lines, records = text.splitlines(), []
-    for line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records, not text or (len(records) == len(lines) and text.endswith("\n"))
-
-
-def _repair_jsonl(path: Path, keep: Callable[[dict], bool] = lambda record: True) -> list[dict]:
-    """The records `keep` accepts; the file is rewritten with just those if it held anything else.
-
-    Left in place, a torn last line would swallow the next record appended after it.
-    """
-    records, intact = _read_jsonl(path)
-    kept = [r for r in records if keep(r)]
-    if not intact or len(kept) != len(records):
-        _atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-    return kept
-
-
-def finished_crops(folder: str | Path) -> list[str] | None:
-    """Crop file names of the pictures `kyara crop` finished in `folder`; None if it is no crop folder.
-
-    Crops of a picture whose run was interrupted are left out: the next crop run writes them again.
-    """
-    folder = Path(folder)
-    if not (folder / CROPS).is_file():
-        return None
-    done = {r["source"] for r in _read_jsonl(folder / DONE)[0]}
-    return [r["crop"] for r in _read_jsonl(folder / CROPS)[0] if r["source"] in done]
-
-
-class CropFolder:
-    """The output folder: what is done, the records and hashes of kept crops, and the atomic writes."""
-
-    def __init__(self, out_dir: Path):
-        self.out = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.done = {r["source"]: r for r in _repair_jsonl(out_dir / DONE)}
-        # Crop records of a source that never finished are dropped; its crops will be written again.
-        self.records = _repair_jsonl(out_dir / CROPS, keep=lambda r: r["source"] in self.done)
-        self.hashes = self._hashes()
-
-    def _hashes(self) -> np.ndarray:
-        return np.array([int(r["phash"], 16) for r in self.records], dtype=np.uint64)
-
-    def is_current(self, source: str, stamp: list[int]) -> bool:
-        """Whether `source` was cropped (not skipped) from the file that now has `stamp`."""
-        record = self.done.get(source)
-        return record is not None and "error" not in record and record.get("stamp") == stamp
-
-    def forget(self, sources: set[str]) -> None:
-        """Remove what earlier runs wrote for `sources`: done-records, crop records, then the crop files.
-
-        In that order, so a kill part way leaves crop records without a done-record, which the next run drops.
-        """
-        sources = sources & self.done.keys()
-        if not sources:
-            return
-        self.done = {s: r for s, r in self.done.items() if s not in sources}
-        _atomic_write(self.out / DONE, "".join(json.dumps(r) + "\n" for r in self.done.values()).encode())
-        stale = [r for r in self.records if r["source"] in sources]
-        self.records = [r for r in self.records if r["source"] not in sources]
-        _atomic_write(self.out / CROPS, "".join(json.dumps(r) + "\n" for r in self.records).encode())
-        for record in stale:
-            (self.out / record["crop"]).unlink(missing_ok=True)
-        self.hashes = self._hashes()
-
-    def is_duplicate(self, crop: dict) -> bool:
-        if not len(self.hashes):
-            return False
-        for h in (crop["phash"], crop["mirror_phash"]):
-            distance = np.unpackbits((self.hashes ^ np.uint64(h)).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
-            if distance.min() <= DUPLICATE_BITS:
-                return True
-        return False
-
-    def add(self, result: dict, fmt: str) -> tuple[int, int]:
-        """Write one source's new crops, their records, then its done-record. Returns (kept, duplicates)."""
-        stem = crop_stem(result["source"])
-        lines, kept, dupes = [], 0, 0
-        for i, crop in enumerate(result.get("crops", [])):
-            if self.is_duplicate(crop):
-                dupes += 1
-                continue
-            name = f"{stem}_{i}.{fmt}"
-            _atomic_write(self.out / name, crop["data"])
-            self.hashes = np.append(self.hashes, np.uint64(crop["phash"]))
-            lines.append({"crop": name, "source": result["source"], "box": crop["box"],
-                          "crop_box": crop["crop_box"], "neighbours": crop["neighbours"],
-                          "phash": f"{crop['phash']:016x}"})
-            kept += 1
-        _append(self.out / CROPS, lines)
-        self.records.extend(lines)
-        done = {"source": result["source"], "stamp": result["stamp"]}
-        done.update({"error": result["error"]} if "error" in result else
-                    {"faces": result["faces"], "kept": kept, "duplicates": dupes})
-        _append(self.out / DONE, [done])
-        self.done[result["source"]] = done
-        return kept, dupes
-
-
-def crop_stem(source: str) -> str:
-    """Readable and unique per source: the path without its extension, plus a short hash of the whole path.
-
-    The stem alone is shared by x.png and x.jpg (and by a/b.png and a__b.png), whose crops would overwrite
-    each other.
-    """
-    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
-    return f"{source.rsplit('.', 1)[0].replace('/', '__')}_{digest}"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _append(path: Path, records: list[dict]) -> None:
-    """Append whole lines in one write, flushed to disk before the caller goes on."""
-    if not records:
-        return
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in records))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def find_pictures(in_dir: Path, out_dir: Path) -> list[Path]:

@@ -44,14 +44,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tagger.vocab import Vocabulary
 from tqdm import tqdm
 
+from common.files import write_text_atomic
+from common.packed import PackedSet
+from common.vocab import Vocabulary
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
-from training.packed import PackedSet
 from training.realness import Protocol, realness, split_real
-from training.trainer import _atomic_write
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
 KID_SUBSET_SIZE = 500       # smaller than the usual 1000 (and 50 subsets, not 100) to stay fast on a CPU
@@ -394,8 +394,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = 
         result["sheets"] = write_sheets(source, ref, out, seed)
         bar.update(len(stages) - bar.n)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    _atomic_write(out / "eval.json", json.dumps(result, indent=2))
-    _atomic_write(out / "report.md", markdown(result))
+    write_text_atomic(out / "eval.json", json.dumps(result, indent=2))
+    write_text_atomic(out / "report.md", markdown(result))
     return result
 
 

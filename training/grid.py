@@ -1,14 +1,14 @@
 """Sample grids: PNG sheets of generated faces, written atomically."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from tagger.vocab import Vocabulary
+from common.files import atomic_path
+from common.vocab import Vocabulary
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -33,9 +33,8 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     """Save as PNG under a temporary name, then rename: a reader never sees half a sheet."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 

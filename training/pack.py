@@ -1,4 +1,4 @@
-"""`kyara pack`: tagged face images -> the packed training set (see `training.packed`).
+"""`kyara pack`: tagged face images -> the packed training set (see `common.packed`).
 
 Sources: a folder of crops with a tag file (our CSV, e.g. from `kyara tag`), or an uncompressed tar in the
 MLDS layout of `../shared/data` (its tag CSV is the first member, images named `<id>.jpg`).
@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from common.images import load_rgb, skip_reason
+from common.packed import face_groups, split_by_group, write_packed
+from common.vocab import Vocabulary, canonical
 from tagger.tagfile import open_text, read_tag_file, read_tag_rows
-from tagger.vocab import Vocabulary, canonical
-from training.images import load_rgb, skip_reason
-from training.packed import face_groups, split_by_group, write_packed
 
 THUMB = 16
 RESOLUTIONS = (32, 64, 128, 256)   # what training.models.ModelConfig builds a generator for (16 px x 2^k)

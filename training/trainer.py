@@ -26,23 +26,18 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from common.files import write_text_atomic
+from common.packed import PackedSet
 from training.augment import augment, parse_policy
 from training.checkpoint import checkpoint_dir, list_checkpoints, load_state, save_checkpoint, step_of
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
 from training.models import Discriminator, Generator, standing_statistics
-from training.packed import PackedSet
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or Inf; the models were rolled back to the last good checkpoint."""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class Trainer:
@@ -117,7 +112,7 @@ class Trainer:
             self.load(existing[-1])
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.run_dir / "config.json", json.dumps(self.cfg.to_json(), indent=2))
+            write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_json(), indent=2))
             self._truncate_metrics()
 
     def _truncate_metrics(self) -> None:
@@ -126,7 +121,7 @@ class Trainer:
         if path.is_file():
             lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
             kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
-            _atomic_write(path, "".join(ln + "\n" for ln in kept))
+            write_text_atomic(path, "".join(ln + "\n" for ln in kept))
             # Training seconds carry on across resumes, for time-to-quality curves.
             walls = [r["wall_s"] for r in map(json.loads, kept) if "wall_s" in r]
             self.wall_offset = walls[-1] if walls else 0.0
@@ -343,7 +338,7 @@ class Trainer:
         best = self.run_dir / "best.json"
         if not np.isfinite(score) or (best.is_file() and json.loads(best.read_text())["score"] <= score):
             return
-        _atomic_write(best, json.dumps({"checkpoint": checkpoint.name, "step": self.step, "score": score,
+        write_text_atomic(best, json.dumps({"checkpoint": checkpoint.name, "step": self.step, "score": score,
                                         "metric": "kid"}, indent=2))
 
     def _check_finite(self, first_bad: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:

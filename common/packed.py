@@ -7,14 +7,13 @@ image and its mirror twin or duplicate always land on the same side of the train
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tagger.vocab import Vocabulary
+from common.files import atomic_dir
+from common.vocab import Vocabulary
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 
@@ -28,11 +27,6 @@ def write_packed(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, vo
         raise ValueError(f"images must be uint8 N x R x R x 3, got {images.dtype} {images.shape}")
     if labels.shape != (n, len(vocab)):
         raise ValueError(f"labels must be {n} x {len(vocab)}, got {labels.shape}")
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / IMAGES, images)
-    np.save(tmp / LABELS, labels.astype(np.int8))
     meta = {
         "format": "kyara-packed/1",
         "vocabulary": vocab.to_json(),
@@ -43,10 +37,10 @@ def write_packed(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, vo
         "split": ["val" if s else "train" for s in split],
         **({"names": list(names)} if names is not None else {}),
     }
-    (tmp / META).write_text(json.dumps(meta))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic_dir(out_dir) as tmp:
+        np.save(tmp / IMAGES, images)
+        np.save(tmp / LABELS, labels.astype(np.int8))
+        (tmp / META).write_text(json.dumps(meta))
     return out_dir
 
 
