@@ -16,7 +16,7 @@ def tiny_checkpoint(run_dir: Path, tags: Sequence[str], priors: Sequence[float])
     export's folding is exercised) and a G that differs from G_ema (the export must take the EMA one)."""
     import torch
 
-    from tagger.vocab import Vocabulary
+    from common.vocab import Vocabulary
     from training.checkpoint import save_checkpoint
     from training.config import PRESETS
     from training.models import Discriminator, Generator
