@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from common.packed import PackedSet
-from training.realness import Protocol, realness, split_real
+from training.realness import Protocol, real_faces, realness
 
 
 def checkerboard(images: np.ndarray, amplitude: float) -> np.ndarray:
@@ -38,18 +38,14 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="packed set: validation faces are the real side")
     args = parser.parse_args()
     data, protocol = PackedSet.open(args.data), Protocol()
-    val = data.indices("val")
-    train_pos, test_pos = split_real(np.asarray(data.meta["group"])[val], protocol)
-    real_train, real_test = np.asarray(data.images[val[train_pos]]), np.asarray(data.images[val[test_pos]])
-    rng = np.random.default_rng(0)
-    stand_ins = np.asarray(data.images[np.sort(rng.choice(data.indices("train"), protocol.per_class, replace=False))])
+    real = real_faces(data, "val", protocol)
     cases = [("clean", noise, 0)]                  # noise of sigma 0: the faces as they are
     cases += [("checkerboard", checkerboard, a) for a in (4, 8, 16)]
     cases += [("blur", blur, r) for r in (0.5, 1.0, 2.0)]
     cases += [("noise", noise, s) for s in (4, 8, 16)]
     for name, defect, strength in cases:
-        fake = defect(stand_ins, strength)
-        score = realness(real_train, real_test, fake[:len(real_train)], fake[len(real_train):], protocol)
+        fake = defect(real.stand_ins, strength)
+        score = realness(real.train, real.test, fake[:len(real.train)], fake[len(real.train):], protocol)
         print(f"realness_{name}_{strength}: {score['accuracy']:.3f} (log-loss {score['log_loss']:.3f})")
 
 

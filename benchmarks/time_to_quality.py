@@ -16,24 +16,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from common.packed import PackedSet
 from training.checkpoint import list_checkpoints, load_generator, step_of
 from training.curves import panel, stack
 from training.evaluate import Source, face_rate, matched_labels, torch_source
 from training.grid import save_png
-from training.realness import Protocol, realness, split_real
+from training.realness import Protocol, real_faces, real_figure, realness
 
 SEED = 0
-
-
-def real_side(data: PackedSet, protocol: Protocol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The realness test's real faces (train, test) and their labels, as `kyara eval` picks them."""
-    val = data.indices("val")
-    train, test = (val[i] for i in split_real(np.asarray(data.meta["group"])[val], protocol))
-    labels = data.labels[np.concatenate([train, test])]
-    return np.asarray(data.images[train]), np.asarray(data.images[test]), labels
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -42,7 +32,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Protocol) -> list[dict]:
     """Score the run's checkpoints that are not scored yet; return all scores, oldest first."""
-    real_train, real_test, labels = real_side(data, protocol)
+    real = real_faces(data, "val", protocol)
     wall = {r["step"]: r["wall_s"] for r in read_jsonl(run / "metrics.jsonl") if "wall_s" in r}
     done = {r["step"] for r in read_jsonl(run / "realness.jsonl")}
     for ckpt in list_checkpoints(run):
@@ -51,10 +41,10 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
             continue
         generator, vocab, priors, cfg = load_generator(ckpt)
         source: Source = torch_source(generator, vocab, priors)
-        fake = source.generate(*matched_labels(source, data.vocab, labels, SEED + 4))
-        fake_train, fake_test = fake[:len(real_train)], fake[len(real_train):]
+        fake = source.generate(*matched_labels(source, data.vocab, real.labels, SEED + 4))
+        fake_train, fake_test = fake[:len(real.train)], fake[len(real.train):]
         base = {"step": step, "wall_s": wall[step], "images_seen": step * cfg.batch_size}
-        score = realness(real_train, real_test, fake_train, fake_test, protocol)
+        score = realness(real.train, real.test, fake_train, fake_test, protocol)
         with open(run / "realness.jsonl", "a") as f:
             f.write(json.dumps({**base, **{k: v for k, v in score.items() if k != "protocol"}}) + "\n")
         with open(run / "face_rate.jsonl", "a") as f:
@@ -81,12 +71,9 @@ def main() -> None:
             raise SystemExit(f"--run {spec!r}: expected NAME=RUN_DIR with an existing run directory")
         runs[name] = score_run(name, Path(path).expanduser(), data, args.every, protocol)
 
-    real_train, real_test, _ = real_side(data, protocol)
-    rng = np.random.default_rng(SEED)
-    train = data.indices("train")
-    stand_ins = np.asarray(data.images[np.sort(rng.choice(train, protocol.per_class, replace=False))])
-    real_score = realness(real_train, real_test, stand_ins[:len(real_train)], stand_ins[len(real_train):], protocol)
-    real_rate = face_rate(real_test)
+    real = real_faces(data, "val", protocol)
+    real_score = real_figure(real, protocol)
+    real_rate = face_rate(real.test)
     print(f"real_realness: {real_score['accuracy']:.3f}")
     print(f"real_face_rate: {real_rate:.3f}")
     for name, scores in runs.items():

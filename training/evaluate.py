@@ -43,7 +43,6 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import torch
 from PIL import Image
-
 from tqdm import tqdm
 
 from common.files import write_text_atomic
@@ -51,7 +50,7 @@ from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
-from training.realness import Protocol, realness, split_real
+from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
 KID_SUBSET_SIZE = 500       # smaller than the usual 1000 (and 50 subsets, not 100) to stay fast on a CPU
@@ -219,10 +218,10 @@ class Reference:
     realness_train: np.ndarray  # real faces the realness classifier learns from, and those it is tested on:
     realness_test: np.ndarray   # split by face group
     realness_labels: np.ndarray # their labels (train, then test), which the generated faces are asked for
-    protocol: Protocol
+    protocol: RealnessProtocol
 
 
-def fitted_protocol(available: int, protocol: Protocol = Protocol()) -> Protocol:
+def fitted_protocol(available: int, protocol: RealnessProtocol = RealnessProtocol()) -> RealnessProtocol:
     """The realness protocol, shrunk to what a small split holds (a third of it for the test)."""
     if available >= protocol.per_class:
         return protocol
@@ -231,16 +230,12 @@ def fitted_protocol(available: int, protocol: Protocol = Protocol()) -> Protocol
 
 
 def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: int,
-                    protocol: Protocol | None = None, with_realness: bool = True) -> Reference:
+                    protocol: RealnessProtocol | None = None, with_realness: bool = True) -> Reference:
     """Pick up to n faces of `split` (and as many training faces), and compute every real figure."""
     rng = np.random.default_rng(seed)
     candidates, train = data.indices(split), data.indices("train")
     protocol = protocol or fitted_protocol(len(candidates))
-    real_train, real_test = (candidates[i] for i in split_real(np.asarray(data.meta["group"])[candidates], protocol))
-    realness_train, realness_test = np.asarray(data.images[real_train]), np.asarray(data.images[real_test])
-    # The real figure: training faces in the place of generated ones, as many as the generator gives.
-    stand_ins = np.sort(rng.choice(train, min(len(real_train) + len(real_test), len(train)), replace=False))
-    stand_ins = np.asarray(data.images[stand_ins])
+    real = real_faces(data, split, protocol)
     pick = np.sort(rng.choice(candidates, min(n, len(candidates)), replace=False))
     train_pick = np.sort(rng.choice(train, min(len(pick), len(train)), replace=False))
     images = np.asarray(data.images[pick])
@@ -255,13 +250,10 @@ def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: i
         "kid": kid(train_features, features, seed),
         "fid": fid(train_features, features),
         "diversity": mean_pairwise_distance(features[with_tags]),
-        "realness": realness(realness_train, realness_test, stand_ins[:len(real_train)],
-                             stand_ins[len(real_train):], protocol) if with_realness else None,
+        "realness": real_figure(real, protocol) if with_realness else None,
         "images": int(len(pick)),
     }
-    realness_labels = data.labels[np.concatenate([real_train, real_test])]
-    return Reference(data.vocab, labels, features, tags, figures, realness_train, realness_test, realness_labels,
-                     protocol)
+    return Reference(data.vocab, labels, features, tags, figures, real.train, real.test, real.labels, protocol)
 
 
 def common_tag_set(labels: np.ndarray, vocab: Vocabulary) -> list[str]:
@@ -368,7 +360,8 @@ def tag_sheet(source: Source, seed: int) -> np.ndarray:
 # --- the command ---------------------------------------------------------------------------------------
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = "val", n_per_tag: int = 50,
-             tagger_path: str | Path | None = None, seed: int = 0, protocol: Protocol | None = None) -> dict:
+             tagger_path: str | Path | None = None, seed: int = 0,
+             protocol: RealnessProtocol | None = None) -> dict:
     """`kyara eval`: every figure of `model` against the `split` faces of `data`, written to `out`."""
     from tagger.model import load_tagger
     start = time.perf_counter()

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.packed import PackedSet
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -69,6 +71,34 @@ def split_real(groups: np.ndarray, protocol: Protocol) -> tuple[np.ndarray, np.n
         else:
             break
     return np.array(train[:protocol.train_per_class]), np.array(test[:protocol.test_per_class])
+
+
+@dataclass
+class RealFaces:
+    """The real side of the test, as `kyara eval`, the benchmarks and the trainer all pick it."""
+
+    train: np.ndarray           # uint8 faces of the split the classifier learns from, and those it is tested on
+    test: np.ndarray
+    labels: np.ndarray          # their labels (train, then test): what generated faces are asked for
+    stand_ins: np.ndarray       # as many training-split faces, in the place of generated ones: the real figure
+
+
+def real_faces(data: PackedSet, split: str, protocol: Protocol) -> RealFaces:
+    """Faces of `split` split by face group into the classifier's train and test halves, and stand-ins drawn
+    from the training split (their own seed, so nothing else drawn from the data moves)."""
+    candidates = data.indices(split)
+    train, test = (candidates[i] for i in split_real(np.asarray(data.meta["group"])[candidates], protocol))
+    pool = data.indices("train")
+    rng = np.random.default_rng(protocol.seed)
+    stand_ins = np.sort(rng.choice(pool, min(len(train) + len(test), len(pool)), replace=False))
+    return RealFaces(np.asarray(data.images[train]), np.asarray(data.images[test]),
+                     data.labels[np.concatenate([train, test])], np.asarray(data.images[stand_ins]))
+
+
+def real_figure(faces: RealFaces, protocol: Protocol) -> dict:
+    """Realness of real training faces in the place of generated ones: what a perfect generator scores."""
+    n = len(faces.train)
+    return realness(faces.train, faces.test, faces.stand_ins[:n], faces.stand_ins[n:], protocol)
 
 
 def _tensor(images: np.ndarray, resolution: int) -> torch.Tensor:
