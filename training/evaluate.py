@@ -440,7 +440,8 @@ def summary(result: dict) -> str:
     fig = result["figures"]
     groups = ", ".join(f"{g} {_f(v, 2)}" for g, v in fig["fidelity"]["per_group"].items())
     return "\n".join([
-        f"realness      {_realness(fig['realness']['generated'])}; real faces {fig['realness']['real']['accuracy']:.3f} "
+        f"realness      {_realness(fig['realness']['generated'])}; "
+        f"real faces {fig['realness']['real']['accuracy']:.3f} "
         "(0.5: indistinguishable)",
         f"tag fidelity  {_f(fig['fidelity']['mean'], 2)} ({groups}); "
         f"tagger on real faces {_f(fig['fidelity']['real']['mean'], 2)}",
@@ -469,7 +470,8 @@ def markdown(result: dict) -> str:
         "faces in as \"generated\": the floor. This is the figure to trust for whether faces look made by a "
         "person; the blind sheets below let you check it by eye.", "",
         "| | generated | real |", "| --- | --- | --- |",
-        f"| accuracy | {_f(fig['realness']['generated']['accuracy'])} ± {_f(fig['realness']['generated']['accuracy_std'])} "
+        f"| accuracy | {_f(fig['realness']['generated']['accuracy'])} "
+        f"± {_f(fig['realness']['generated']['accuracy_std'])} "
         f"| {_f(fig['realness']['real']['accuracy'])} ± {_f(fig['realness']['real']['accuracy_std'])} |",
         f"| log-loss (nats; 0.693 at chance) | {_f(fig['realness']['generated']['log_loss'])} "
         f"| {_f(fig['realness']['real']['log_loss'])} |", "",
