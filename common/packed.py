@@ -19,8 +19,11 @@ IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
 
 
 def write_packed(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, vocab: Vocabulary,
-                 groups: np.ndarray, split: np.ndarray, source: str, names: list[str] | None = None) -> Path:
-    """Write a packed set atomically: into a temporary folder that is renamed when complete."""
+                 groups: np.ndarray, split: np.ndarray, source: str, names: list[str] | None = None,
+                 extra: dict | None = None) -> Path:
+    """Write a packed set atomically: into a temporary folder that is renamed when complete.
+
+    `extra` goes into meta.json as it is (e.g. which label files made the labels)."""
     out_dir = Path(out_dir)
     n = len(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
@@ -36,6 +39,7 @@ def write_packed(out_dir: str | Path, images: np.ndarray, labels: np.ndarray, vo
         "group": [int(g) for g in groups],
         "split": ["val" if s else "train" for s in split],
         **({"names": list(names)} if names is not None else {}),
+        **(extra or {}),
     }
     with atomic_dir(out_dir) as tmp:
         np.save(tmp / IMAGES, images)

@@ -43,6 +43,8 @@ class TaggerConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     # Decision thresholds of non-exclusive tags (exclusive groups take their argmax instead).
     thresholds: dict[str, float] = field(default_factory=dict)
+    # Per non-exclusive tag, [lo, hi]: between them the tagger is unsure (`tagger.report.confident_bounds`).
+    bounds: dict[str, list[float]] = field(default_factory=dict)
     training: dict = field(default_factory=dict)
 
     @property
@@ -189,6 +191,13 @@ class Tagger:
     def tags_of(self, probs: np.ndarray) -> list[list[str]]:
         """Tag names per image from `predict`'s probabilities and this tagger's thresholds."""
         return tags_from_probabilities(probs, self.vocab, self.thresholds)
+
+    def undecided_of(self, probs: np.ndarray) -> list[list[str]] | None:
+        """Per image, the tags whose probability lies within the tagger's bounds (None: it has no bounds)."""
+        if not self.config.bounds:
+            return None
+        cols = [(self.vocab.index(t), lo, hi) for t, (lo, hi) in self.config.bounds.items()]
+        return [[self.vocab.tags[c] for c, lo, hi in cols if lo <= row[c] < hi] for row in np.asarray(probs)]
 
 
 def save_tagger(out_dir: str | Path, net: TaggerNet, config: TaggerConfig) -> Path:

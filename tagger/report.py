@@ -16,6 +16,7 @@ from common.vocab import Vocabulary
 from tagger.model import tags_from_probabilities
 
 CANDIDATES = np.round(np.arange(0.05, 0.96, 0.05), 2)
+FINE = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
 def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary) -> dict[str, float]:
@@ -37,6 +38,40 @@ def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabular
                     best, best_f1 = float(t), f1
             thresholds[tag] = best
     return thresholds
+
+
+def confident_bounds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, thresholds: dict[str, float],
+                     precision: float = 0.9, min_count: int = 5) -> dict[str, list[float]]:
+    """Per non-exclusive tag, [lo, hi]: at or above `hi` the tag is on for at least `precision` of these
+    (calibration) faces, below `lo` it is off for as many; in between the tagger cannot say.
+
+    This is how a tagged set keeps the tagger's doubts: an undecided tag is stored as unknown and masked in
+    training instead of feeding a coin toss to the generator. A tag the tagger ranks no better than chance
+    gets an empty confident range (hi 1: never surely on; lo 0: never surely off). The bounds bracket the
+    decision threshold, so a tag outside them is decided the way the threshold decides it.
+    """
+    bounds = {}
+    for group in vocab.groups:
+        if group.exclusive:
+            continue
+        for tag in group.tags:
+            c = vocab.index(tag)
+            known = labels[:, c] >= 0
+            truth, p = labels[known, c] == 1, probs[known, c]
+            threshold = thresholds.get(tag, 0.5)
+            hi, lo = 1.0, 0.0
+            for t in FINE:
+                above = p >= t
+                if above.sum() >= min_count and truth[above].mean() >= precision:
+                    hi = max(float(t), threshold)
+                    break
+            for t in FINE[::-1]:
+                below = p < t
+                if below.sum() >= min_count and (~truth[below]).mean() >= precision:
+                    lo = min(float(t), threshold)
+                    break
+            bounds[tag] = [lo, hi]
+    return bounds
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> float | None:

@@ -29,7 +29,7 @@ from common.vocab import TagError, canonical
 from tagger.model import Tagger
 from tagger.sources import read_label_file
 from tagger.tag import open_tagger
-from tagger.tagfile import read_tag_file, write_tag_file
+from tagger.tagfile import read_tag_columns, read_tag_file, write_tag_file
 from tagger.wd import WDTagger
 
 CELL = 168          # px per face on a sheet (the annotators' sheets showed the 64 px crops at 168 px)
@@ -151,8 +151,9 @@ def review_sheets(data: str | Path, tag: str, out_dir: str | Path, ranked: bool 
 def apply_corrections(corrections: str | Path, tag_file: str | Path) -> dict[str, int]:
     """Write a corrections table (`id,<tag>,...` of 1 / 0 / -1) into a tag file, in place (atomically).
 
-    1 puts the tag on the image, 0 takes it off, -1 leaves it as it is; `p:` columns are kept. An id the tag
-    file does not have is refused before anything is written. Returns how many images changed, per tag.
+    1 puts the tag on the image, 0 takes it off, -1 leaves it as it is; `p:` columns are kept, and a tag decided
+    here leaves the image's `unknown` column (an eye has settled it). An id the tag file does not have is
+    refused before anything is written. Returns how many images changed, per tag.
     """
     table = read_label_file(corrections)
     tag_path = Path(tag_file)
@@ -160,26 +161,21 @@ def apply_corrections(corrections: str | Path, tag_file: str | Path) -> dict[str
     unknown = [name for name in table.rows if name not in rows]
     if unknown:
         raise ValueError(f"{corrections}: {len(unknown)} ids are not in {tag_path}, e.g. {unknown[0]!r}")
+    prob_tags, probs, undecided = read_tag_columns(tag_path)
     changed = dict.fromkeys(table.tags, 0)
     for name, values in table.rows.items():
         for tag, value in values.items():
+            if value < 0:
+                continue
+            was_undecided = undecided is not None and tag in undecided.get(name, ())
+            if was_undecided:
+                undecided[name].remove(tag)      # decided by eye now
             if value == 1 and tag not in rows[name]:
                 rows[name].append(tag)
             elif value == 0 and tag in rows[name]:
                 rows[name].remove(tag)
-            else:
+            elif not was_undecided:
                 continue
             changed[tag] += 1
-    prob_tags, probs = _probability_columns(tag_path)
-    write_tag_file(tag_path, list(rows.items()), probs, prob_tags)
+    write_tag_file(tag_path, list(rows.items()), probs, prob_tags, undecided)
     return changed
-
-
-def _probability_columns(tag_path: Path) -> tuple[list[str], list[list[float]] | None]:
-    """The `p:<tag>` columns of our tag format, in row order (none for the MLDS format)."""
-    with open(tag_path, newline="", encoding="utf-8") as f:
-        table = [row for row in csv.reader(f) if row and row[0].strip()]
-    prob_tags = [c[2:] for c in table[0] if c.startswith("p:")] if table[0][:2] == ["path", "tags"] else []
-    if not prob_tags:
-        return [], None
-    return prob_tags, [[float(v) for v in row[2:2 + len(prob_tags)]] for row in table[1:]]

@@ -31,6 +31,7 @@ import numpy as np
 
 from common.packed import PackedSet
 from common.vocab import TagError, Vocabulary, canonical, split_tag_text
+from tagger.tagfile import read_tag_columns
 
 SPLITS = ("train", "val", "calibrate", "report")
 
@@ -45,12 +46,14 @@ class LabelFile:
 
 
 def read_label_file(path: str | Path) -> LabelFile:
-    """Read extra labels, in one of two layouts.
+    """Read extra labels, in one of three layouts.
 
     A table: a header `id,<tag>,<tag>,...` (or `path,...`) and one row per image of 1 (on), 0 (off) or -1
-    (unknown), as `getchu_attributes.csv`. Or a tag list, `id,<tags>` without a header, as the tars' tag
-    files and `konachan_hair_length.csv`: the named tags are on and the other tags of their exclusive or
-    at-most-one groups off (`short hair` says the hair is not long); nothing else is known.
+    (unknown), as `getchu_attributes.csv`. Our tag file with `p:<tag>` columns, as `kyara tag` writes it:
+    every tag with a probability column is known, on where the `tags` column names it, unknown where the
+    `unknown` column does, off elsewhere. Or a tag list, `id,<tags>` without a header, as the tars' tag files
+    and `konachan_hair_length.csv`: the named tags are on and the other tags of their exclusive or at-most-one
+    groups off (`short hair` says the hair is not long); nothing else is known.
     """
     path = Path(path)
     if not path.is_file():
@@ -60,9 +63,28 @@ def read_label_file(path: str | Path) -> LabelFile:
     if not rows:
         raise ValueError(f"{path}: the label file is empty")
     header = [c.strip() for c in rows[0]]
+    if header[:2] == ["path", "tags"] and any(c.startswith("p:") for c in header):
+        return _read_tagger_output(path, rows[1:])
     if header[0].lower() in ("id", "path"):
         return _read_table(path, header, rows[1:])
     return _read_tag_list(path, rows)
+
+
+def _read_tagger_output(path: Path, rows: list[list[str]]) -> LabelFile:
+    prob_tags, _, undecided = read_tag_columns(path)
+    tags = []
+    for name in prob_tags:
+        tag = canonical(name)
+        if tag is None:
+            raise TagError(f"{path}: column 'p:{name}' is not a known tag")
+        tags.append(tag)
+    result = {}
+    for row in rows:
+        name = row[0].strip()
+        on = {canonical(t) for t in split_tag_text(row[1])}
+        unknown = set((undecided or {}).get(name, ()))
+        result[name] = {t: -1 if t in unknown else int(t in on) for t in tags}
+    return LabelFile(path, tuple(tags), result)
 
 
 def _read_table(path: Path, header: list[str], rows: list[list[str]]) -> LabelFile:
@@ -163,19 +185,27 @@ class Source:
     weak_labels: Sequence[str | Path] = ()   # train only
 
 
-def _extra_labels(packed: PackedSet, files: list[LabelFile], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The files' labels over `vocab` (int8 N x T, -1 where none says), which images they name, and how many."""
-    names = packed.meta.get("names")
-    extra = np.full((len(packed), len(vocab)), -1, np.int8)
-    named = np.zeros(len(packed), bool)
+def labels_by_name(names: Sequence[str], files: Sequence[LabelFile], vocab: Vocabulary,
+                   where: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The files' labels over `vocab` (int8 N x T, -1 where none says; a later file wins over an earlier one),
+    which images they name, and how many of each file's rows matched.
+
+    An image is found by its name or by its file name without the extension where that is unique, so a tag
+    file of `images/123.jpg` rows labels the image `123` of a tar. A file none of whose rows is an image of
+    `where` is refused.
+    """
+    stems: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        stems.setdefault(Path(name).stem, []).append(i)
+    index = {**{stem: i[0] for stem, i in stems.items() if len(i) == 1}, **{name: i for i, name in enumerate(names)}}
+    extra = np.full((len(names), len(vocab)), -1, np.int8)
+    named = np.zeros(len(names), bool)
     matched = {}
     for f in files:
-        if names is None:
-            raise ValueError(f"{packed.path}: the packed set has no image names, so {f.path} cannot be matched")
-        index = {name: i for i, name in enumerate(names)}
-        hits = [(index[k], v) for k, v in f.rows.items() if k in index]
+        hits = [(index.get(k, index.get(Path(k).stem)), v) for k, v in f.rows.items()]
+        hits = [(i, v) for i, v in hits if i is not None]
         if not hits:
-            raise ValueError(f"{f.path}: none of its ids is an image of {packed.path}")
+            raise ValueError(f"{f.path}: none of its ids is an image of {where}")
         for i, values in hits:
             for tag, value in values.items():
                 if value >= 0:
@@ -211,8 +241,12 @@ def load_training_data(sources: Sequence[Source], fractions: Sequence[float] = (
         groups = np.asarray(packed.meta["group"])
         labels = np.full((n, len(vocab)), -1, np.int8)
         labels[:, [vocab.index(t) for t in packed.vocab.tags]] = packed.labels
-        gold_labels, gold_named, gold_matched = _extra_labels(packed, gold, vocab)
-        weak_labels, _, weak_matched = _extra_labels(packed, weak, vocab)
+        names = packed.meta.get("names")
+        if names is None and (gold or weak):
+            raise ValueError(f"{packed.path}: the packed set has no image names, so its label files cannot be matched")
+        names = names if names is not None else [str(i) for i in range(n)]    # no files to match, see above
+        gold_labels, gold_named, gold_matched = labels_by_name(names, gold, vocab, str(packed.path))
+        weak_labels, _, weak_matched = labels_by_name(names, weak, vocab, str(packed.path))
         for extra in (weak_labels, gold_labels):          # labels checked by eye win over weak ones
             extra = spread_to_groups(extra, groups)
             labels = np.where(extra >= 0, extra, labels).astype(np.int8)

@@ -91,5 +91,7 @@ def tag_folder(folder: str | Path, out: str | Path | None = None, tagger_path: s
     if not names:
         raise ValueError(f"{folder}: none of the images could be read")
     probs_arr = np.concatenate(probs)
-    write_tag_file(out, list(zip(names, tagger.tags_of(probs_arr))), probs_arr, tagger.vocab.tags)
+    undecided = tagger.undecided_of(probs_arr) if isinstance(tagger, Tagger) else None
+    write_tag_file(out, list(zip(names, tagger.tags_of(probs_arr))), probs_arr, tagger.vocab.tags,
+                   dict(zip(names, undecided)) if undecided is not None else None)
     return out

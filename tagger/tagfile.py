@@ -1,15 +1,17 @@
 """Reading and writing tag files (the CSV contract of DESIGN.md).
 
 Our format has a header, a `path` column (relative to the crop folder), a `tags` column of names separated
-by `;`, and optionally one `p:<tag>` probability column per tag so thresholds can be changed later. Readers
-also accept the MLDS format of `../shared/data`: no header, `id,aqua hair aqua eyes`.
+by `;`, optionally one `p:<tag>` probability column per tag so thresholds can be changed later, and optionally
+a last `unknown` column: the tags a tagger could not decide for that image (see `tagger.report.confident_bounds`),
+which `kyara pack --labels` stores as unknown instead of off. Readers also accept the MLDS format of
+`../shared/data`: no header, `id,aqua hair aqua eyes`.
 """
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO, Iterable, Mapping, Sequence
 
 from common.files import write_text_atomic
 from common.vocab import canonical, split_tag_text
@@ -46,19 +48,38 @@ def read_tag_file(path: str | Path) -> dict[str, list[str]]:
 
 def write_tag_file(path: str | Path, rows: Sequence[tuple[str, Sequence[str]]],
                    probabilities: Sequence[Sequence[float]] | None = None,
-                   prob_tags: Sequence[str] = ()) -> None:
-    """Write rows of (relative path, tag names), plus `p:<tag>` columns when probabilities are given.
+                   prob_tags: Sequence[str] = (), unknown: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Write rows of (relative path, tag names), plus `p:<tag>` columns when probabilities are given and an
+    `unknown` column when `unknown` (image -> undecided tags) is given.
 
     Written to a temporary file and renamed, so an interrupted run never leaves half a file.
     """
     path = Path(path)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "tags", *(f"p:{t}" for t in prob_tags)])
+    writer.writerow(["path", "tags", *(f"p:{t}" for t in prob_tags), *(["unknown"] if unknown is not None else [])])
     for i, (name, tags) in enumerate(rows):
         probs = [f"{p:.4f}" for p in probabilities[i]] if probabilities is not None else []
-        writer.writerow([name, ";".join(tags), *probs])
+        undecided = [";".join(unknown.get(name, ()))] if unknown is not None else []
+        writer.writerow([name, ";".join(tags), *probs, *undecided])
     write_text_atomic(path, buf.getvalue())
+
+
+def read_tag_columns(path: str | Path) -> tuple[list[str], list[list[float]] | None, dict[str, list[str]] | None]:
+    """Our format's extra columns, in row order: the `p:<tag>` tags and probabilities (none: [], None) and the
+    `unknown` tags per image (None when the file has no such column)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        table = [row for row in csv.reader(f) if row and row[0].strip()]
+    header = [c.strip() for c in table[0]] if table else []
+    if header[:2] != ["path", "tags"]:
+        return [], None, None
+    prob_tags = [c[2:] for c in header if c.startswith("p:")]
+    probs = [[float(v) for v in row[2:2 + len(prob_tags)]] for row in table[1:]] if prob_tags else None
+    unknown = None
+    if header[-1] == "unknown":
+        unknown = {row[0].strip(): [canonical(t) or t.strip().lower() for t in split_tag_text(row[-1])]
+                   for row in table[1:]}
+    return prob_tags, probs, unknown
 
 
 def open_text(stream: IO[bytes]) -> io.TextIOWrapper:

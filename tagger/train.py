@@ -25,7 +25,7 @@ from tqdm import tqdm
 from common.files import atomic_path
 from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, load_state, load_tagger, save_tagger,
                           tagger_loss)
-from tagger.report import calibrate_thresholds, evaluate, write_report
+from tagger.report import calibrate_thresholds, confident_bounds, evaluate, write_report
 from tagger.sources import Source, TrainingData, load_training_data
 
 STATE = "state.pt"
@@ -147,8 +147,9 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEF
         _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1})
 
     tagger.net.eval()
-    tagger.thresholds = calibrate_thresholds(tagger.predict(data.images[calibrate_idx]),
-                                             data.labels[calibrate_idx], vocab)
+    calibrate_probs = tagger.predict(data.images[calibrate_idx])
+    tagger.thresholds = calibrate_thresholds(calibrate_probs, data.labels[calibrate_idx], vocab)
+    config.bounds = confident_bounds(calibrate_probs, data.labels[calibrate_idx], vocab, tagger.thresholds)
     report = final_report(tagger, data, colour_idx, calibrate_idx, report_idx, min_positives)
     config.thresholds = tagger.thresholds
     config.training = {"data": report["data"], "epochs": epochs, "batch_size": batch_size, "lr": lr,
@@ -161,12 +162,30 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEF
     return tagger
 
 
+def decided_accuracy(probs: np.ndarray, labels: np.ndarray, vocab, bounds: dict[str, list[float]]) -> dict:
+    """Per tag with bounds: the share of these faces the tagger decides (outside its bounds) and how many of
+    those it gets right; what a set tagged with it will hold, measured on faces the bounds were not fitted to."""
+    out = {}
+    for tag, (lo, hi) in bounds.items():
+        c = vocab.index(tag)
+        known = labels[:, c] >= 0
+        p, truth = probs[known, c], labels[known, c] == 1
+        on, off = p >= hi, p < lo
+        decided = on | off
+        out[tag] = {"decided": round(float(decided.mean()), 3) if len(p) else None,
+                    "accuracy_on": round(float(truth[on].mean()), 3) if on.any() else None,
+                    "accuracy_off": round(float((~truth[off]).mean()), 3) if off.any() else None,
+                    "faces": int(len(p))}
+    return out
+
+
 def final_report(tagger: Tagger, data: TrainingData, colour_idx: np.ndarray, calibrate_idx: np.ndarray,
                  report_idx: np.ndarray, min_positives: int) -> dict:
     """Colours on the packed validation splits (all sources, then each); every other tag on `report`."""
     vocab = tagger.vocab
     colour = evaluate(tagger.predict(data.images[colour_idx]), data.labels[colour_idx], vocab, tagger.thresholds)
-    reported = evaluate(tagger.predict(data.images[report_idx]), data.labels[report_idx], vocab, tagger.thresholds)
+    report_probs = tagger.predict(data.images[report_idx])
+    reported = evaluate(report_probs, data.labels[report_idx], vocab, tagger.thresholds)
     per_source = {}
     for s, note in enumerate(data.sources):
         idx = colour_idx[data.source[colour_idx] == s]
@@ -190,6 +209,8 @@ def final_report(tagger: Tagger, data: TrainingData, colour_idx: np.ndarray, cal
         "tags_report_in_packed_val": {t: f for t, f in unseen_figures.items() if t not in exclusive},
         "thresholds": tagger.thresholds,
         "thresholds_calibrated_on": "calibrate",
+        "bounds": tagger.config.bounds,
+        "decided_on_report": decided_accuracy(report_probs, data.labels[report_idx], vocab, tagger.config.bounds),
         "data": {"sources": data.sources, "train_images": int((data.split == "train").sum()),
                  "dropped_tags": {"min_positive_train_images": min_positives, "positives": data.dropped_tags}},
     }

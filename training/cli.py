@@ -30,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="side of the packed images (px): 32, 64, 128 or 256, the sizes the generator trains at")
     p.add_argument("--val-fraction", type=fraction, default=0.1, help="share of face groups held out for validation")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train / validation split")
+    p.add_argument("--labels", action="append", default=[], metavar="FILE",
+                   help="extra labels for the tags the source does not give: a `kyara tag` file (its undecided tags "
+                        "stay unknown) or a table of 1/0/-1 such as getchu_attributes.csv; repeat for several, a "
+                        "later file wins")
+    p.add_argument("--min-faces", type=non_negative_int, default=0,
+                   help="leave out tags (other than colours) that fewer than this many distinct faces have")
     p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=_pack)
 
@@ -38,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="packed set made by `kyara pack`")
     p.add_argument("--run-dir", required=True, help="where checkpoints, samples and metrics.jsonl go")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new run from another run's weights (a checkpoint folder or run directory), tags "
+                        "matched by name: how a model goes on to a larger vocabulary")
     p.add_argument("--steps", type=int, help="train up to this step (default: the config's)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when present)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -81,7 +90,8 @@ def _crop(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from training.pack import pack
     pack(args.source, args.out, resolution=args.resolution, tag_file=args.tags,
-         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers)
+         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, labels=args.labels,
+         min_faces=args.min_faces)
     return 0
 
 
@@ -90,7 +100,8 @@ def _train(args: argparse.Namespace) -> int:
     from training.trainer import TrainingDiverged, train
     cfg = load_config(args.config, args.set)
     try:
-        train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device, steps=args.steps)
+        train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device, steps=args.steps,
+              init=args.init)
     except TrainingDiverged as exc:
         print(f"kyara train: {exc}", file=sys.stderr)
         return 1

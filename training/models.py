@@ -111,6 +111,10 @@ class Generator(nn.Module):
         self.upsample = nn.Sequential(*[Upsample(c, cfg.upsample, cfg.icnr) for _ in range(cfg.upsample_stages)])
         self.to_rgb = nn.Conv2d(c, 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
 
+    def tag_axes(self) -> dict[str, tuple[int, int]]:
+        """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
+        return {"fc.weight": (1, self.cfg.noise_dim)}
+
     def forward(self, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = self.fc(torch.cat([noise, labels], dim=1)).view(-1, self.cfg.g_channels, 16, 16)
         # channels_last follows from here when the weights are channels_last (4x faster convs on CPU).
@@ -151,6 +155,10 @@ class Discriminator(nn.Module):
         self.adv_head = nn.Linear(in_channels * side * side, 1)
         self.tag_head = nn.Linear(in_channels * side * side, n_tags)
 
+    def tag_axes(self) -> dict[str, tuple[int, int]]:
+        """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
+        return {"tag_head.weight": (0, 0), "tag_head.bias": (0, 0)}
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(images).flatten(1)
         return self.adv_head(h).squeeze(1), self.tag_head(h)
@@ -176,6 +184,37 @@ def standing_statistics(generator: Generator, batches: list[tuple[torch.Tensor, 
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     generator.eval()
+
+
+@torch.no_grad()
+def load_across_vocabularies(module: Generator | Discriminator, state: dict[str, torch.Tensor],
+                             old_tags: list[str], new_tags: list[str]) -> list[str]:
+    """Load weights trained on `old_tags` into a module built for `new_tags`, matching tags by name.
+
+    Everything that does not depend on the tags is copied as it is; in the per-tag weights a tag both
+    know keeps its slice, and a new tag keeps the module's own initialisation (zero in G's input layer, so
+    the new label starts by changing nothing). This lets a model trained for hours on the colours go on to
+    learn new tags instead of starting again. Returns the new tags.
+    """
+    axes = module.tag_axes()
+    own = module.state_dict()
+    if isinstance(module, Generator):
+        own["fc.weight"][:, module.cfg.noise_dim:].zero_()
+    for name, tensor in own.items():
+        if name not in state:
+            raise KeyError(f"the weights to start from have no {name!r}: another kind of network")
+        if name not in axes:
+            if state[name].shape != tensor.shape:
+                raise ValueError(f"{name}: shape {tuple(state[name].shape)} cannot start {tuple(tensor.shape)} "
+                                 "(another network size)")
+            tensor.copy_(state[name])
+            continue
+        axis, first = axes[name]          # the tags come last along `axis`, after `first` other slices
+        tensor.narrow(axis, 0, first).copy_(state[name].narrow(axis, 0, first))
+        for t in set(old_tags) & set(new_tags):
+            tensor.narrow(axis, first + new_tags.index(t), 1).copy_(state[name].narrow(axis, first + old_tags.index(t), 1))
+    module.load_state_dict(own)
+    return [t for t in new_tags if t not in old_tags]
 
 
 def count_params(module: nn.Module) -> int:

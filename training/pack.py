@@ -2,6 +2,11 @@
 
 Sources: a folder of crops with a tag file (our CSV, e.g. from `kyara tag`), or an uncompressed tar in the
 MLDS layout of `../shared/data` (its tag CSV is the first member, images named `<id>.jpg`).
+
+Extra label files (`--labels`) add the tags the source does not give, the paper's way of labelling a set: a
+tagger's output (`kyara tag`, whose undecided tags stay unknown) and labels checked by eye
+(`getchu_attributes.csv`, `kyara review` corrections). The source's own labels win where it has them (the
+Getchu colours), and a label of one image is given to its whole face group (its mirror twin, its duplicates).
 """
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -18,6 +23,7 @@ from tqdm import tqdm
 from common.images import load_rgb, skip_reason
 from common.packed import face_groups, split_by_group, write_packed
 from common.vocab import Vocabulary, canonical
+from tagger.sources import labels_by_name, read_label_file, spread_to_groups
 from tagger.tagfile import open_text, read_tag_file, read_tag_rows
 
 THUMB = 16
@@ -79,13 +85,39 @@ def labels_for(tag_lists: list[list[str]], vocab: Vocabulary) -> tuple[np.ndarra
     return labels, int(conflicting.sum())
 
 
+def with_extra_labels(own: np.ndarray, own_vocab: Vocabulary, extras: Sequence[np.ndarray], vocab: Vocabulary,
+                      groups: np.ndarray) -> np.ndarray:
+    """The source's labels (over `own_vocab`) completed by the extra files' (each over `vocab`).
+
+    Each file's labels are first given to whole face groups, then a later file wins over an earlier one
+    (a face checked by eye over the tagger's guess for its mirror twin), and the source's known values win
+    over every file: the files fill what it leaves unknown or does not tag at all."""
+    filled = np.full((len(own), len(vocab)), -1, np.int8)
+    for extra in extras:
+        extra = spread_to_groups(extra, groups)
+        filled = np.where(extra >= 0, extra, filled)
+    labels = np.full((len(own), len(vocab)), -1, np.int8)
+    labels[:, [vocab.index(t) for t in own_vocab.tags]] = own
+    return np.where(labels >= 0, labels, filled).astype(np.int8)
+
+
+def drop_rare(labels: np.ndarray, vocab: Vocabulary, groups: np.ndarray, min_faces: int) -> tuple[np.ndarray, Vocabulary, dict]:
+    """Leave out the non-exclusive tags that fewer than `min_faces` distinct faces (face groups) have."""
+    faces = {t: len(np.unique(groups[labels[:, vocab.index(t)] == 1])) for t in vocab.tags}
+    dropped = {t: n for t, n in faces.items() if n < min_faces and not vocab.group_of(t).exclusive}
+    kept = Vocabulary(t for t in vocab.tags if t not in dropped)
+    return labels[:, [vocab.index(t) for t in kept.tags]], kept, dropped
+
+
 def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file: str | Path | None = None,
-         val_fraction: float = 0.1, seed: int = 0, workers: int = 2) -> Path:
+         val_fraction: float = 0.1, seed: int = 0, workers: int = 2, labels: Sequence[str | Path] = (),
+         min_faces: int = 0) -> Path:
     """Pack a crop folder (with its tag file) or an MLDS tar into `out_dir`; returns `out_dir`.
 
     Unreadable images are skipped with one line each. Mirror twins and duplicates form one face group, and
-    the validation split takes whole groups, so no face is on both sides of it. The settings are checked
-    before any image is decoded.
+    the validation split takes whole groups, so no face is on both sides of it. `labels` are extra label
+    files (see the module docstring; a later file wins over an earlier one); tags fewer than `min_faces`
+    distinct faces have are left out. The settings and label files are checked before any image is decoded.
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"--resolution must be one of {', '.join(map(str, RESOLUTIONS))} (the sizes the "
@@ -101,10 +133,12 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     else:
         raise FileNotFoundError(f"{source}: neither a folder of crops nor a tar of tagged faces")
 
+    label_files = [read_label_file(p) for p in labels]
     unknown = sorted({t for ts in tags.values() for t in ts if canonical(t) is None})
     if unknown:
         print(f"kyara pack: ignoring tags outside the vocabulary: {', '.join(unknown)}", file=sys.stderr)
-    vocab = Vocabulary(t for ts in tags.values() for t in ts if canonical(t) is not None)
+    own_vocab = Vocabulary(t for ts in tags.values() for t in ts if canonical(t) is not None)
+    vocab = Vocabulary({*own_vocab.tags, *(t for f in label_files for t in f.tags)})
 
     names, images, skipped = [], [], 0
     jobs = ((name, data, resolution) for name, data in items if name in tags)
@@ -120,17 +154,43 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     if not images:
         raise ValueError(f"{source}: no tagged image could be read")
     images_arr = np.stack(images)
-    labels, conflicting = labels_for([tags[n] for n in names], vocab)
+    own, conflicting = labels_for([tags[n] for n in names], own_vocab)
     if conflicting:
         print(f"kyara pack: {conflicting} images name two tags of one exclusive or at-most-one group (e.g. two "
               f"hair colours, or long and short hair); that group is stored as unknown for them", file=sys.stderr)
 
     thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((THUMB, THUMB), Image.Resampling.BOX))
                        for im in images_arr])
-    buckets = np.unique(labels, axis=0, return_inverse=True)[1].reshape(-1)
+    # Twins are found among images of the same source labels: an extra file may tell a face and its mirror
+    # image apart (a tagger sees them differently), which must not split the group.
+    buckets = np.unique(own, axis=0, return_inverse=True)[1].reshape(-1)
     groups = face_groups(thumbs, buckets)
+    extras, matched = [], {}
+    for f in label_files:
+        extra, _, hits = labels_by_name(names, [f], vocab, str(source))
+        extras.append(extra)
+        matched.update(hits)
+    all_labels = with_extra_labels(own, own_vocab, extras, vocab, groups)
+    all_labels, vocab, dropped = drop_rare(all_labels, vocab, groups, min_faces)
     val = split_by_group(groups, val_fraction, seed)
-    out = write_packed(out_dir, images_arr, labels, vocab, groups, val, source=str(source), names=names)
+    out = write_packed(out_dir, images_arr, all_labels, vocab, groups, val, source=str(source), names=names,
+                       extra={"label_files": matched, "dropped_tags": dropped} if label_files else None)
     print(f"kyara pack: {len(names)} images ({skipped} skipped), {len(np.unique(groups))} face groups, "
           f"{int(val.sum())} in validation, {len(vocab)} tags -> {out}", file=sys.stderr)
+    for f in label_files:
+        print(f"kyara pack: {f.path}: {matched[str(f.path)]} of its {len(f.rows)} rows are images here", file=sys.stderr)
+    if dropped:
+        print(f"kyara pack: left out (fewer than {min_faces} faces): "
+              + ", ".join(f"{t} ({n})" for t, n in dropped.items()), file=sys.stderr)
+    print(tag_counts(all_labels, vocab, groups), file=sys.stderr)
     return out
+
+
+def tag_counts(labels: np.ndarray, vocab: Vocabulary, groups: np.ndarray) -> str:
+    """Per tag: images on / off / unknown and distinct faces on, the figures a note about a packed set gives."""
+    lines = [f"{'tag':<14} {'on':>6} {'off':>6} {'unknown':>8} {'faces on':>9}"]
+    for t in vocab.tags:
+        col = labels[:, vocab.index(t)]
+        lines.append(f"{t:<14} {int((col == 1).sum()):>6} {int((col == 0).sum()):>6} {int((col < 0).sum()):>8} "
+                     f"{len(np.unique(groups[col == 1])):>9}")
+    return "\n".join(lines)

@@ -28,12 +28,14 @@ from tqdm import tqdm
 
 from common.files import write_text_atomic
 from common.packed import PackedSet
+from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
-from training.checkpoint import checkpoint_dir, list_checkpoints, load_state, save_checkpoint, step_of
+from training.checkpoint import (checkpoint_dir, list_checkpoints, load_state, resolve_checkpoint, save_checkpoint,
+                                 step_of)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import Discriminator, Generator, standing_statistics
+from training.models import Discriminator, Generator, load_across_vocabularies, standing_statistics
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,7 +44,7 @@ class TrainingDiverged(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-                 device: str | None = None):
+                 device: str | None = None, init: str | Path | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
         self.rank, self.world = 0, 1
@@ -89,6 +91,10 @@ class Trainer:
         if cfg.eval_every > 0 and self.rank == 0:    # a missing tagger fails here, not at the first evaluation
             from tagger.model import load_tagger
             self._tagger = load_tagger()
+        if init is not None:
+            if resume:
+                raise ValueError("--init starts a new run from another run's weights; drop it to --resume this one")
+            self.init_from(resolve_checkpoint(init))
         self._prepare_run_dir(resume)
 
         self.G_train = DDP(self.G) if self.distributed else self.G
@@ -126,14 +132,28 @@ class Trainer:
             walls = [r["wall_s"] for r in map(json.loads, kept) if "wall_s" in r]
             self.wall_offset = walls[-1] if walls else 0.0
 
-    def _check_same_model(self, ckpt: Path) -> None:
-        """Resuming with other network shapes cannot load the weights: say which fields differ, in one line."""
+    def _check_same_model(self, ckpt: Path, verb: str = "resume") -> None:
+        """Other network shapes cannot load the weights: say which fields differ, in one line."""
         saved = json.loads((ckpt / "config.json").read_text()).get("model", {})
         current = self.cfg.model.to_json()
         changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k, v) != v]
         if changed:
-            raise ValueError(f"cannot resume {ckpt}: its model differs from this config ({'; '.join(changed)}); "
-                             "resume with the run's own config.json or start a new --run-dir")
+            raise ValueError(f"cannot {verb} {ckpt}: its model differs from this config ({'; '.join(changed)}); "
+                             f"use a config with the same model, or start without it")
+
+    def init_from(self, ckpt: Path) -> None:
+        """Start this new run from another run's G, G_ema and D, tags matched by name (optimisers start fresh).
+
+        How a model trained on one vocabulary goes on to a larger one: see `load_across_vocabularies`.
+        """
+        self._check_same_model(ckpt, "start from")
+        old_tags = Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags
+        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+            state = load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device))
+            new = load_across_vocabularies(module, state, list(old_tags), list(self.vocab.tags))
+        if self.rank == 0:
+            print(f"kyara train: starting from {ckpt} (step {step_of(ckpt)}); new tags: "
+                  f"{', '.join(new) or 'none'}", file=sys.stderr)
 
     def load(self, ckpt: Path) -> None:
         for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
@@ -371,10 +391,10 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-          device: str | None = None, steps: int | None = None) -> Path:
+          device: str | None = None, steps: int | None = None, init: str | Path | None = None) -> Path:
     if steps is not None and steps < 1:      # before the run directory is made
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    trainer = Trainer(cfg, data, run_dir, resume=resume, device=device)
+    trainer = Trainer(cfg, data, run_dir, resume=resume, device=device, init=init)
     try:
         trainer.fit(steps)
     finally:
