@@ -9,13 +9,14 @@ from common.files import atomic_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="checkpoint -> model folder (model.onnx, model.int8.onnx, manifest.json)")
+    p = sub.add_parser("export", help="checkpoint -> model folder (model.onnx, model.int8.onnx, model.compact.onnx, "
+                                      "manifest.json)")
     p.add_argument("checkpoint", help="checkpoint folder or run directory (its best, else newest, checkpoint)")
     p.add_argument("-o", "--out", type=output_folder, required=True, help="model folder to write")
-    p.add_argument("--default", choices=("fp32", "int8"), default="int8",
-                   help="the variant the page loads (manifest `file`); int8 is about a fifth of the download; "
-                        "in onnxruntime-web (WASM, 2 threads) it is faster per face in batches of 8 or more "
-                        "and slower one face at a time (benchmarks/browser.py)")
+    p.add_argument("--default", choices=("fp32", "int8", "compact"), default="compact",
+                   help="the variant the page loads (manifest `file`): compact stores int8/int4 weights (about a "
+                        "fifth of fp32's download) and computes in fp32, which onnxruntime-web runs faster than "
+                        "int8's integer kernels (benchmarks/browser.py)")
     p.add_argument("--name", help="model name (default: kyara-<config name>)")
     p.add_argument("--version", help="model version (default: step<N>)")
     p.add_argument("--data", help="the training data: a packed set folder or a description")

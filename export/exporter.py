@@ -1,4 +1,5 @@
-"""`kyara export`: a checkpoint -> model folder with model.onnx (fp32), model.int8.onnx and manifest.json.
+"""`kyara export`: a checkpoint -> model folder with model.onnx (fp32), model.int8.onnx, model.compact.onnx
+(small weights, fp32 arithmetic: the page's default) and manifest.json.
 
 Each file is written under a temporary name and renamed when complete (`common.files`); manifest.json goes last, so a
 reader that finds a manifest also finds the files it names (with the hashes it lists).
@@ -13,10 +14,10 @@ import onnx
 from common.files import atomic_path, write_text_atomic
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
-from export.quantize import SCHEME, psnr, quantize_int8
+from export.quantize import COMPACT_SCHEME, SCHEME, psnr, quantize_compact, quantize_int8
 from training.checkpoint import load_generator, resolve_checkpoint, step_of
 
-FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "compact": "model.compact.onnx"}
 EVAL_FILE = "eval.json"
 
 
@@ -45,7 +46,7 @@ def training_info(checkpoint: Path, config_name: str, data: str | None, eval_pat
             "eval": figures}
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str = "int8",
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str = "compact",
                       name: str | None = None, version: str | None = None, data: str | None = None,
                       eval_path: str | Path | None = None, calibration_samples: int = 128) -> dict:
     """Export a checkpoint's EMA generator; returns the full manifest (also written as manifest.json)."""
@@ -55,8 +56,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
     generator, vocab, priors, cfg = load_generator(ckpt)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / FILES["fp32"]) as fp32, atomic_path(out / FILES["int8"]) as int8_file:
-        tmp = {"fp32": fp32, "int8": int8_file}
+    with atomic_path(out / FILES["fp32"]) as fp32, atomic_path(out / FILES["int8"]) as int8_file, \
+            atomic_path(out / FILES["compact"]) as compact_file:
+        tmp = {"fp32": fp32, "int8": int8_file, "compact": compact_file}
         onnx.save(export_onnx(generator), str(tmp["fp32"]))
         manifest = build_manifest(
             name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab,
@@ -65,8 +67,11 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
             training=training_info(ckpt, cfg.name, data, eval_path),
         )
         quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
-        int8 = next(v for v in manifest["variants"] if v["precision"] == "int8")
-        int8.update(quantization=SCHEME, psnr_db_vs_fp32=round(psnr(tmp["fp32"], tmp["int8"], manifest), 2))
+        quantize_compact(tmp["fp32"], tmp["compact"])
+        for precision, scheme in (("int8", SCHEME), ("compact", COMPACT_SCHEME)):
+            variant = next(v for v in manifest["variants"] if v["precision"] == precision)
+            variant.update(quantization=scheme,
+                           psnr_db_vs_fp32=round(psnr(tmp["fp32"], tmp[precision], manifest), 2))
 
         for path in tmp.values():
             model = onnx.load(str(path))

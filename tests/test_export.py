@@ -67,7 +67,7 @@ def test_manifest_beside_and_inside_agree(model_dir: Path) -> None:
     assert manifest["training"]["eval"] == {"score": 0.5, "fid": None}   # headline figures only
     hair = next(g for g in manifest["groups"] if g["name"] == "hair colour")
     assert hair["exclusive"] and hair["priors"] == [0.3, 0.5, 0.2]
-    assert {v["precision"] for v in manifest["variants"]} == {"fp32", "int8"}
+    assert {v["precision"] for v in manifest["variants"]} == {"fp32", "int8", "compact"}
     for variant in manifest["variants"]:
         path = model_dir / variant["file"]
         assert variant["bytes"] == path.stat().st_size and variant["sha256"] == sha256_of(path)
@@ -138,6 +138,28 @@ def test_int8_close_to_fp32(model_dir: Path) -> None:
     assert psnr(model_dir / "model.onnx", model_dir / "model.int8.onnx", manifest, n=256) >= 30.0
     sizes = {v["precision"]: v["bytes"] for v in manifest["variants"]}
     assert sizes["int8"] < sizes["fp32"]
+
+
+def test_compact_has_small_weights_and_float_arithmetic(model_dir: Path) -> None:
+    """The page's default: int8's download size class without integer kernels (slow in the browser's WASM)."""
+    manifest = manifest_of(model_dir)
+    compact = onnx.load(str(model_dir / "model.compact.onnx"))
+    ops = [n.op_type for n in compact.graph.node]
+    assert "QuantizeLinear" not in ops and "ConvInteger" not in ops            # fp32 activations throughout
+    assert ops.count("DequantizeLinear") == ops.count("Conv")                  # every weight but the last conv's ...
+    stored = {t.data_type for t in compact.graph.initializer}
+    assert onnx.TensorProto.INT8 in stored and onnx.TensorProto.INT4 in stored  # ... is stored in 8 or 4 bits
+    sizes = {v["precision"]: v["bytes"] for v in manifest["variants"]}
+    assert sizes["compact"] < sizes["fp32"] / 2.5        # the tiny test model: biases and norms weigh more
+    assert psnr(model_dir / "model.onnx", model_dir / "model.compact.onnx", manifest, n=256) >= 35.0
+    variant = next(v for v in manifest["variants"] if v["precision"] == "compact")
+    assert variant["psnr_db_vs_fp32"] >= 35.0 and "fp32 arithmetic" in variant["quantization"]
+
+
+def test_export_defaults_to_the_compact_variant(checkpoint: Path, tmp_path: Path) -> None:
+    from kyara.cli import main
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "m")]) == 0
+    assert manifest_of(tmp_path / "m")["file"] == "model.compact.onnx"
 
 
 def test_runtime_is_deterministic_per_seed(model_dir: Path) -> None:
