@@ -21,7 +21,7 @@ export class LoadError extends Error {
  * file's size where the caller knows it: a compressed response's Content-Length counts the compressed
  * bytes, not the ones read here, so without `size` its total is 0 (unknown).
  */
-export async function fetchBytes(url, what, onProgress = () => {}, size = 0) {
+async function fetchBytes(url, what, onProgress = () => {}, size = 0) {
   let response;
   try {
     response = await fetch(url);

@@ -17,7 +17,7 @@ const INIT_A = 0x43b0d7e5, MULT_A = 0x931e8875, INIT_B = 0x8b51f9dd, MULT_B = 0x
 const MIX_MULT_L = 0xca01f9dd, MIX_MULT_R = 0x4973f715, XSHIFT = 16, POOL_SIZE = 4;
 
 /** A seed as numpy accepts it: a whole number >= 0 (a Number up to 2^53 - 1, or a BigInt). */
-export function checkSeed(seed) {
+function checkSeed(seed) {
   const whole = typeof seed === 'bigint' || (Number.isSafeInteger(seed));
   if (!whole || seed < 0) {
     throw new RangeError(`seed must be a whole number >= 0 (as numpy's default_rng takes), got ${String(seed)}`);

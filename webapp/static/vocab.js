@@ -42,7 +42,7 @@ const normalise = (name) => strip(name.toLowerCase().replaceAll('_', ' ')).split
  * Python's repr() of a string, as the error messages quote tags: its choice of quotes, its escapes, and
  * \xNN / \uNNNN for the control, separator and invisible characters a typed tag may hold.
  */
-export function pyRepr(text) {
+function pyRepr(text) {
   const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
   const escaped = Array.from(text, (c) => {
     if (c === '\\' || c === quote) return `\\${c}`;
@@ -71,7 +71,7 @@ export function splitTagText(text) {
 }
 
 /** The model's spelling of `tag` (aliases and case, spaces and underscores forgiven), else a TagError. */
-export function resolveTag(manifest, tag) {
+function resolveTag(manifest, tag) {
   if (typeof tag !== 'string') throw new TagError(`tags are names (strings), got ${String(tag)}`);
   const name = ALIASES[normalise(tag)] ?? normalise(tag);
   if (!manifest.tags.includes(name)) {
