@@ -1,7 +1,8 @@
 """The page in headless Chromium against the real server and the bundled model.
 
 The pixels the page computes with onnxruntime-web are checked against onnxruntime in Python for the
-same noise and labels, so a wrong input order, label encoding or pixel layout in the page shows up here.
+same noise and labels, so a wrong input order, label encoding or pixel layout in the page shows up here;
+and its noise and labels against export.runtime's for the same seeds.
 A screenshot of the page goes to the run's artefacts folder (see conftest); the README's picture is
 re-taken by hand with `./dev screenshot`, so a test run leaves the checkout as it was.
 """
@@ -11,6 +12,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -169,7 +171,14 @@ def test_generates_chosen_tags_like_python(page, server, manifest, fp32_file, fa
     expected = python_pixels(noise, labels)
     got = np.array([f["pixels"] for f in faces], np.uint8).reshape(expected.shape)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
-    assert np.abs(noise.mean()) < 0.2 and 0.8 < noise.std() < 1.2   # the page's Box-Muller noise
+
+    # Random noise: one seed for noise and tags, and the batch is export.runtime's for that seed.
+    from export.runtime import Generator
+    link = parse_qs(urlsplit(page.url).fragment)
+    assert link["s"] == link["t"]
+    python_noise, python_labels = Generator(MODEL_DIR).inputs(picked + ([forced] if forced else []), 4,
+                                                              int(link["s"][0]))
+    assert np.array_equal(noise, python_noise) and np.array_equal(labels, python_labels)
 
     # The hook runs the same session on noise chosen here.
     rng = np.random.default_rng(0)
@@ -215,10 +224,10 @@ def test_share_link_keeps_the_batch_on_screen_after_locking_a_face(page, browser
     assert [f["pixels"] for f in results_of_link(browser, page.url)] == [f["pixels"] for f in locked]
 
 
-def test_fixed_noise_keeps_the_face_while_tags_change(page, server, manifest, fast):
-    open_page(page, server, fast)
-    page.get_by_label("Batch size").fill("4")
-    generate_by_click(page)
+def test_fixed_noise_keeps_the_face_while_tags_change(page, server, manifest, fp32_file):
+    """On seeds drawn at random this failed for about one seed in fifteen on the bundled model (a colour
+    change can move a face as far as other noise does), so it opens a link with fixed seeds."""
+    open_page(page, server, f"#s=2&t=2&n=4&m={fp32_file}")
     first = results(page)
     page.get_by_role("button", name="Face 1:").click()          # lock face 1's noise
     assert page.locator("#lock-note").is_visible()
@@ -593,22 +602,6 @@ def hair_server(hair_length_model):
         yield url
 
 
-class PageUniforms:
-    """Stands in for numpy's Generator in `Vocabulary.sample_labels` for one face, handing out the page's
-    uniform numbers (rng.js) in order; `choice` with `p` is numpy's own method (one uniform number per draw,
-    searched in the normalised cumulative sum). So the Python draw and the page's see the same numbers."""
-
-    def __init__(self, values: list[float]):
-        self.values = iter(values)
-
-    def random(self, size) -> np.ndarray:
-        return np.array([next(self.values) for _ in range(int(np.prod(size)))]).reshape(size)
-
-    def choice(self, k: int, size: int, p: np.ndarray) -> np.ndarray:
-        cdf = np.cumsum(p)
-        return np.searchsorted(cdf / cdf[-1], self.random(size), side="right")
-
-
 def hair_length(manifest: dict, labels: list[float]) -> str:
     """ "long hair", "short hair", "none", or "long hair and short hair" for one label vector."""
     on = [tag for tag, value in zip(manifest["tags"], labels) if value == 1 and tag in ("long hair", "short hair")]
@@ -622,44 +615,36 @@ def picker_labels(page, group: str) -> list[str]:
 def test_hair_length_is_one_choice_drawn_like_python(page, browser, hair_server, hair_length_model):
     """Long and short hair were two independent On/Off toggles (both On asked for a contradiction, and
     "random" drew them independently, so both came up together). Now the group is one choice, its random
-    draw is `Vocabulary.sample_labels`'s, and the choice travels in the share link."""
+    draw is export.runtime's for the same seed, and the choice travels in the share link."""
     import onnxruntime as ort
 
-    from export.runtime import sample_labels
+    from export.runtime import Generator
 
     manifest = json.loads((hair_length_model / "manifest.json").read_text())
+    python = Generator(hair_length_model)
     open_page(page, hair_server, "#s=1&t=2&n=16")
     assert [t.strip() for t in picker_labels(page, "hair length")] == ["Random", "None", "long hair", "short hair"]
     assert page.get_by_role("radiogroup", name="long hair").count() == 0
-    assert all(hair_length(manifest, f["labels"]) != "long hair and short hair" for f in results(page))
+    faces = results(page)
+    assert all(hair_length(manifest, f["labels"]) != "long hair and short hair" for f in faces)
+    # The noise of the noise seed (1) and the labels of the tag seed (2), each as export.runtime draws them.
+    assert np.array_equal(np.array([f["noise"] for f in faces], np.float32), python.inputs((), 16, 1)[0])
+    assert [f["labels"] for f in faces] == python.inputs((), 16, 2)[1].tolist()
 
-    # The page's labelsFor against Python's draw, fed the same uniform numbers: random, and short hair fixed.
-    twin = page.evaluate("""async () => {
-        const base = new URL(document.querySelector('meta[name="kyara-static-base"]').content, location.href);
-        const { RANDOM, defaultChoices, labelsFor } = await import(new URL('labels.js', base).href);
-        const { uniform } = await import(new URL('rng.js', base).href);
-        const manifest = await (await fetch('model/manifest.json')).json();
-        const choices = defaultChoices(manifest);
-        return Array.from({ length: 300 }, (_, seed) => {
-            const rand = uniform(seed);
-            return {
-                uniforms: Array.from({ length: manifest.tags.length }, rand),
-                random: Array.from(labelsFor(manifest, choices, seed)),
-                short: Array.from(labelsFor(manifest, { ...choices, 'hair length': 'short hair' }, seed)),
-                none: Array.from(labelsFor(manifest, { ...choices, 'hair length': 'none' }, seed)),
-            };
-        });
-    }""")
-    for chosen, key in (((), "random"), (("short hair",), "short")):
-        python = [sample_labels(manifest, 1, PageUniforms(face["uniforms"]), chosen)[0].tolist() for face in twin]
-        assert python == [face[key] for face in twin], key
-    lengths = [hair_length(manifest, face["random"]) for face in twin]
+    # Over many faces, random and with short hair fixed: the same labels as Python, all three lengths drawn.
+    for chosen in ([], ["short hair"]):
+        drawn = page.evaluate("""(tags) => Array.from(window.kyara.generator.inputs({ tags, n: 300, seed: 5 }).labels)""",
+                              chosen)
+        assert drawn == python.inputs(chosen, 300, 5)[1].ravel().tolist(), chosen
+    lengths = [hair_length(manifest, row) for row in python.inputs((), 300, 5)[1].tolist()]
     assert all(lengths.count(kind) > 20 for kind in ("long hair", "short hair", "none")), lengths
+    # None clears the group and leaves every other draw as it was.
+    cleared = results_of_link(browser, f"{hair_server}#s=1&t=2&n=16&off=long+hair%2Cshort+hair")
     long_col, short_col = manifest["tags"].index("long hair"), manifest["tags"].index("short hair")
-    for face in twin:                         # None clears the group and leaves every other draw as it was
-        expected = list(face["random"])
+    for face, none in zip(faces, cleared):
+        expected = list(face["labels"])
         expected[long_col] = expected[short_col] = 0
-        assert face["none"] == expected
+        assert none["labels"] == expected
 
     session = ort.InferenceSession(str(hair_length_model / manifest["file"]), providers=["CPUExecutionProvider"])
     for choice, encoded in (("short hair", "on=short+hair"), ("None", "off=long+hair%2Cshort+hair")):

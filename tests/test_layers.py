@@ -2,11 +2,13 @@
 
 Bottom to top: `common` (vocabulary, atomic files, the picture decoder, packed sets, crop-folder records,
 option types) < `tagger` < `training` < `export` < `kyara` (the console script). `webapp` stands apart: it
-imports none of them. `benchmarks` sit on top of everything. Every import counts, also one inside a function.
+imports none of them but `common.files` (atomic writes, standard library only), since `kyara serve` must
+start with Flask alone. `benchmarks` sit on top of everything. Every import counts, also one inside a function.
 """
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RANK = {"common": 0, "tagger": 1, "training": 2, "export": 3, "kyara": 4}
 PACKAGES = (*RANK, "webapp", "benchmarks")
-# Writes under a temporary name then os.replace: only in the one helper, and in webapp (which may import no
-# other package of the project, so it keeps its own one-line rename of the screenshot it saves).
-RENAME_ALLOWED = {"common/files.py", "webapp/screenshot.py"}
+# Writes under a temporary name then os.replace: only in the one helper.
+RENAME_ALLOWED = {"common/files.py"}
+# What webapp may import of the others: modules of the standard library alone (checked below).
+WEBAPP_ALLOWED = {"common.files"}
 # The one import upwards: `kyara eval` scores an exported model with the torch-free runtime, which imports
 # nothing of `training` (so no cycle); moving the runtime below `training` would split `export` in two.
 UPWARD_ALLOWED = {("training.evaluate", "export.runtime")}
@@ -57,9 +60,19 @@ def test_packages_import_only_downwards():
             other = target.split(".")[0]
             if other == package or package == "benchmarks" or (name, target) in UPWARD_ALLOWED:
                 continue
+            if package == "webapp" and target in WEBAPP_ALLOWED:
+                continue
             if package == "webapp" or other in ("webapp", "benchmarks") or RANK[other] > RANK[package]:
                 wrong.append(f"{path.relative_to(ROOT)} imports {target}")
     assert not wrong, "imports against the layering:\n" + "\n".join(sorted(wrong))
+
+
+def test_what_webapp_imports_needs_only_the_standard_library():
+    """`kyara serve` starts on a machine with Flask alone (`./dev serve`)."""
+    for name in WEBAPP_ALLOWED:
+        outside = {m for m in imported(MODULES[name]) if m.split(".")[0] not in sys.stdlib_module_names
+                   and m != "__future__"}
+        assert not outside, f"{name} imports {outside}"
 
 
 def test_tagger_imports_nothing_of_training():

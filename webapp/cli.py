@@ -1,4 +1,5 @@
-"""`kyara serve`: the page that generates faces in the browser (imports Flask only inside the command)."""
+"""`kyara serve`: the page that generates faces in the browser, and `kyara build-site`: the same page as
+plain files for a static host (both import Flask only inside the command)."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=_serve)
 
+    p = sub.add_parser("build-site", help="write the page, onnxruntime-web and the model as plain files for "
+                                          "any static file server")
+    p.add_argument("out", help="folder to write (new, or an earlier build, which is replaced)")
+    p.add_argument("--model", help="exported model folder with manifest.json (default: the repo's models/default)")
+    p.set_defaults(func=_build_site)
+
 
 def _serve(args: argparse.Namespace) -> int:
     from webapp import create_app
@@ -41,4 +48,13 @@ def _serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+    return 0
+
+
+def _build_site(args: argparse.Namespace) -> int:
+    from webapp.site import build_site
+    built = build_site(args.out, args.model)
+    print(f"kyara build-site: {built['model']['name']} in {args.out}: {built['files']} files, "
+          f"{built['bytes'] / 1e6:.1f} MB (+ {built['gzip_copies']} gzip copies); serve the folder with any "
+          "static file server", flush=True)
     return 0

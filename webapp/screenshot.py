@@ -8,10 +8,10 @@ and Debian's chromium, which `./dev test` installs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from common.files import atomic_path
 from webapp import DEFAULT_MODEL_DIR, REPO_ROOT, create_app
 from webapp.headless import launch
 from webapp.server import serve_in_background
@@ -35,9 +35,8 @@ def take(browser, url: str, out: Path) -> None:
         page.locator("#strip .tile").last.wait_for()
         page.evaluate("window.kyara.idle()")
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.partial.png")
-        page.screenshot(path=str(partial), full_page=True)
-        os.replace(partial, out)
+        with atomic_path(out) as partial:
+            page.screenshot(path=str(partial), full_page=True)
     finally:
         context.close()
 

@@ -3,7 +3,8 @@
 Cache policy: a URL that carries the content's version (the static hash or ort version in the path,
 the ONNX file's sha256 in ?v=) is immutable for a year; the page, the manifest and the service worker
 are `no-cache` (always revalidated with their ETag), so a new model or page shows up on the next visit.
-Every answer comes from the lists read at start-up (webapp.assets): no request touches the disk.
+Every answer comes from the lists read at start-up (webapp.assets): no request touches the disk. A file
+with a gzip copy is sent gzipped to a client that accepts it (and asks for no byte range).
 """
 from __future__ import annotations
 
@@ -54,17 +55,26 @@ def _kyara(key: str):
 
 def _send(name: str, blob: Blob | None, immutable: bool) -> Response:
     """Send one file read at start-up (404 if None) with its exact MIME type, its sha256 as ETag, and the
-    cache policy its URL allows. Written out in 8 KiB blocks, so the server's socket timeout bounds each
-    block, not the whole download."""
+    cache policy its URL allows; its gzip copy where the client accepts gzip. Written out in 8 KiB blocks,
+    so the server's socket timeout bounds each block, not the whole download."""
     if blob is None:
         abort(404)
+    gzipped = (blob.gzipped is not None and request.accept_encodings["gzip"] > 0
+               and "Range" not in request.headers)   # a byte range is one of the file, not of its copy
+    data = blob.gzipped if gzipped else blob.data
     mimetype = MIME_TYPES.get(Path(name).suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-    body = wrap_file(request.environ, io.BytesIO(blob.data))
+    body = wrap_file(request.environ, io.BytesIO(data))
     response = Response(body, mimetype=mimetype, direct_passthrough=True)
-    response.content_length = len(blob.data)
-    response.set_etag(blob.sha256)
+    response.content_length = len(data)
+    response.set_etag(f"{blob.sha256}.gz" if gzipped else blob.sha256)   # one tag per representation
+    if blob.gzipped is not None:
+        response.vary.add("Accept-Encoding")
+    if gzipped:
+        response.content_encoding = "gzip"
+        _cache(response, immutable)
+        return response.make_conditional(request)
     _cache(response, immutable)
-    return response.make_conditional(request, accept_ranges=True, complete_length=len(blob.data))
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(data))
 
 
 def _cache(response: Response, immutable: bool) -> None:
@@ -81,15 +91,18 @@ def _route(rule: str, **options):
     return bp.route(rule, methods=["GET"], provide_automatic_options=False, **options)
 
 
+def page_html(static_base: str, ort_base: str, model_base: str) -> str:
+    """The page, linking its modules, onnxruntime-web and the model under these URL folders (absolute
+    for `kyara serve`, relative in a static build, whose model folder carries its version)."""
+    modules = [name for name in _kyara("static").files if name.endswith(".js") and name != "sw.js"]
+    return render_template("index.html", static_base=static_base, ort_base=ort_base, model_base=model_base,
+                           modules=modules, model_name=_kyara("model").manifest.get("name", "model"))
+
+
 @_route("/")
 def index() -> Response:
-    static, ort, model = _kyara("static"), _kyara("ort"), _kyara("model")
-    html = render_template(
-        "index.html",
-        static_base=f"/static/{static.version}/",
-        ort_base=f"/ort/{ort.version}/",
-        model_name=model.manifest.get("name", "model"),
-    )
+    static, ort = _kyara("static"), _kyara("ort")
+    html = page_html(f"/static/{static.version}/", f"/ort/{ort.version}/", "/model/")
     response = Response(html, mimetype="text/html")
     response.add_etag()
     _cache(response, immutable=False)

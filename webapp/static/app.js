@@ -10,7 +10,9 @@
 //                                  noise_dim numbers (or one flat array), labels: N arrays in manifest
 //                                  tag order (1 on, 0 off). Runs the same session as the page.
 //   window.kyara.results()         the faces on screen: [{ ref, noise, labels, pixels }] as plain arrays.
-//   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`.
+//   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`: row i of numpy's
+//                                  default_rng(seed).standard_normal((n, noise_dim), float32).
+//   window.kyara.generator         the kyara.js Generator the page runs (see kyara.js).
 //   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
 //                                  model switch, an interpolation, a pasted link) has finished.
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
@@ -20,16 +22,19 @@
 //
 // The page runs one job at a time (a queue): the Generate button, the model menu and Interpolate are
 // disabled while a job runs, and a link pasted meanwhile waits for its turn.
+//
+// A batch's noise comes from the noise seed and its labels from the tag seed, each drawn as
+// export.runtime draws them; with Random noise both seeds are one, so the batch on screen is what
+// `kyara generate --seed S -n N --tags ...` (or kyara.js's generate()) gives for the tags set to On.
 
-import { loadEngine, LoadError } from './engine.js';
-import { NONE, RANDOM, decodeState, defaultChoices, encodeState, labelSeed, labelsFor, noiseSeed } from './labels.js';
-import { normal, randomSeed, slerp } from './rng.js';
+import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf } from './kyara.js';
+import { randomSeed } from './numpy-random.js';
+import { NONE, RANDOM, chosenTags, decodeState, defaultChoices, encodeState } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 const ORT_BASE = meta('kyara-ort-base');
-const STATIC_BASE = meta('kyara-static-base');
-const STATIC_FILES = ['app.js', 'engine.js', 'labels.js', 'rng.js', 'style.css', 'icon.svg'];
+const MODEL_BASE = meta('kyara-model-base');
 const HISTORY_LIMIT = 240;
 const SWATCHES = {
   blonde: '#f3d27a', brown: '#7b4a2c', black: '#222222', blue: '#3a6fd8', pink: '#f29bc4',
@@ -38,7 +43,7 @@ const SWATCHES = {
 };
 
 const state = {
-  manifest: null, engine: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
+  manifest: null, generator: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
   results: [], selected: null, a: null, b: null,
   shown: null,  // the parameters of the batch on screen: the share link is made from these only
 };
@@ -100,7 +105,7 @@ function userJob(work) {
 }
 
 function updateControls() {
-  const idle = running === 0 && state.engine !== null;
+  const idle = running === 0 && state.generator !== null;
   $('generate').disabled = !idle;
   $('variant').disabled = !idle;
   $('interpolate').disabled = !(idle && state.a && state.b);
@@ -108,66 +113,62 @@ function updateControls() {
 
 function progress(kind, loaded, total) {
   const bar = $(`progress-${kind}`);
-  bar.max = total || 1;
-  bar.value = total ? loaded : 0;
+  if (!total) {                       // size not known (a compressed download): an indeterminate bar
+    bar.removeAttribute('value');
+    return;
+  }
+  bar.max = total;
+  bar.value = loaded;
 }
 
+/** ?threads=N, else the module's choice (several threads only where the page is cross-origin isolated). */
 function threadsWanted() {
   const asked = Number(new URLSearchParams(location.search).get('threads'));
-  if (Number.isInteger(asked) && asked > 0) return asked;
-  if (!self.crossOriginIsolated) return 1;
-  return Math.min(4, Math.max(2, navigator.hardwareConcurrency || 2));
+  return Number.isInteger(asked) && asked > 0 ? asked : undefined;
 }
 
-/** The manifest's variants; a manifest without any lists its default file as the only one. */
-function variants(manifest) {
-  return manifest.variants?.length ? manifest.variants
-    : [{ file: manifest.file, precision: 'default', sha256: manifest.sha256, bytes: null }];
-}
-
-async function loadManifest() {
-  let response;
-  try {
-    response = await fetch('model/manifest.json');
-  } catch (err) {
-    throw new LoadError(`Could not download the model manifest: ${err.message}.`);
-  }
-  if (!response.ok) throw new LoadError(`Could not download the model manifest: HTTP ${response.status}.`);
-  return response.json();
+/** The status line's backend: single-threaded WebAssembly says why, and whether a reload will help. */
+function backendText(generator) {
+  if (generator.backend === 'WebGPU') return 'WebGPU';
+  const threads = `WASM · ${generator.threads} thread${generator.threads === 1 ? '' : 's'}`;
+  if (self.crossOriginIsolated) return threads;
+  // The host sent no COOP/COEP headers. The service worker adds them to what it serves, so the next
+  // visit is isolated; without one (a private window, a plain-http host) it stays single-threaded.
+  return 'serviceWorker' in navigator ? `${threads} (not cross-origin isolated yet: multi-threaded after a reload)`
+    : `${threads} (this host does not allow threads)`;
 }
 
 /** The variant named `file`, else the manifest's default one. */
 function variantFor(file) {
-  const all = variants(state.manifest);
+  const all = variantsOf(state.manifest);
   return all.find((v) => v.file === file) ?? all.find((v) => v.file === state.manifest.file) ?? all[0];
 }
 
-/** Load a model variant (run inside a job); the previous engine is released once its queued runs are done. */
+/** Load a model variant (run inside a job); the previous generator is released once its queued runs are done. */
 async function useVariant(file) {
   const variant = variantFor(file);
   $('loading').hidden = false;
-  let engine;
+  let generator;
   try {
-    engine = await loadEngine({
-      ortBase: ORT_BASE, manifest: state.manifest, variant, threads: threadsWanted(), onProgress: progress,
+    generator = await loadGenerator(MODEL_BASE, {
+      manifest: state.manifest, variant: variant.file, ortBase: ORT_BASE, threads: threadsWanted(), onProgress: progress,
     });
   } catch (err) {
-    $('variant').value = state.engine?.variant.file ?? variant.file;  // the menu shows the model in use
+    $('variant').value = state.generator?.variant.file ?? variant.file;  // the menu shows the model in use
     throw err;
   }
-  const previous = state.engine;
-  state.engine = engine;
+  const previous = state.generator;
+  state.generator = generator;
   previous?.release().catch((err) => console.warn('could not release the previous model:', err));
   $('variant').value = variant.file;
   $('loading').hidden = true;
   hideError();  // a model that loads after a failed attempt clears its message
   Object.assign(info, {
-    backend: engine.backend, threads: engine.threads, model: variant.file, precision: variant.precision,
-    modelBytes: engine.modelBytes,
+    backend: generator.backend, threads: generator.threads, model: variant.file, precision: variant.precision,
+    modelBytes: generator.modelBytes,
   });
-  $('status-backend').textContent = engine.backend === 'WebGPU' ? 'WebGPU'
-    : `WASM · ${engine.threads} thread${engine.threads === 1 ? '' : 's'}`;
-  $('status-model').textContent = `${variant.precision} · ${(engine.modelBytes / 1e6).toFixed(1)} MB`;
+  $('status-backend').textContent = backendText(generator);
+  $('status-model').textContent = `${variant.precision} · ${(generator.modelBytes / 1e6).toFixed(1)} MB`;
 }
 
 // ---------------------------------------------------------------- tag pickers
@@ -261,33 +262,39 @@ function checkRadio(name, value) {
 // ---------------------------------------------------------------- faces
 
 function noiseFor(seed, i) {
-  return normal(noiseSeed(seed, i), state.manifest.noise_dim);
+  return state.generator.noise(seed, i + 1).slice(i * state.manifest.noise_dim);
+}
+
+/**
+ * The labels of a batch of n faces: drawn from `tagSeed` with the tags set to On forced on (the module's
+ * draw, as export.runtime's), then the tags set to Off (or a group set to None) cleared. Every group is
+ * drawn whatever its choice, so changing one choice leaves the other tags' draws as they were.
+ */
+function labelsFor(choices, n, tagSeed) {
+  const { on, off } = chosenTags(state.manifest, choices);
+  const { labels } = state.generator.inputs({ tags: on, n, seed: tagSeed });
+  const T = state.manifest.tags.length;
+  const cleared = off.map((tag) => state.manifest.tags.indexOf(tag));
+  for (let i = 0; i < n; i++) for (const col of cleared) labels[i * T + col] = 0;
+  return Array.from({ length: n }, (_, i) => labels.slice(i * T, (i + 1) * T));
 }
 
 function tagsOf(labels) {
   return state.manifest.tags.filter((_, i) => labels[i] > 0.5);
 }
 
-/** Run the model on a list of {noise, labels, ref}; returns the faces with their pixels. */
+/** Run the model on a list of {noise, labels, ref}; returns the faces (kyara.js's, with their ref). */
 async function render(faces) {
-  const { noise_dim: Z, resolution: R, tags } = state.manifest;
+  const { noise_dim: Z, tags } = state.manifest;
   const n = faces.length;
   const noise = new Float32Array(n * Z), labels = new Float32Array(n * tags.length);
   faces.forEach((face, i) => { noise.set(face.noise, i * Z); labels.set(face.labels, i * tags.length); });
   const start = performance.now();
-  const pixels = await state.engine.generate(noise, labels, n);
+  const pixels = await state.generator.run(noise, labels, n);
   const ms = performance.now() - start;
   info.msPerImage = ms / n;
   $('status-speed').textContent = `${info.msPerImage.toFixed(1)} ms/image (batch ${n})`;
-  const size = R * R * 4;
-  return faces.map((face, i) => ({ ...face, pixels: pixels.slice(i * size, (i + 1) * size) }));
-}
-
-function drawTo(canvas, face) {
-  const R = state.manifest.resolution;
-  canvas.width = R;
-  canvas.height = R;
-  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(face.pixels), R, R), 0, 0);
+  return state.generator.faces(noise, labels, pixels).map((face, i) => ({ ...face, ref: faces[i].ref }));
 }
 
 function tile(face, onClick, label) {
@@ -297,7 +304,7 @@ function tile(face, onClick, label) {
   button.setAttribute('aria-label', `${label}: ${tagsOf(face.labels).join(', ')}`);
   button.title = tagsOf(face.labels).join(', ');
   const canvas = document.createElement('canvas');
-  drawTo(canvas, face);
+  drawFace(canvas, face);
   button.append(canvas);
   button.addEventListener('click', () => onClick(face));
   return button;
@@ -325,16 +332,15 @@ async function generateBatch() {
   const batch = {
     seed: state.seed, tagSeed: state.tagSeed, n: state.n, choices: { ...state.choices },
     lock: state.lock && { ref: state.lock.ref ?? null, noise: Float32Array.from(state.lock.noise) },
-    model: state.engine.variant.file,
+    model: state.generator.variant.file,
   };
-  const faces = [];
-  for (let i = 0; i < batch.n; i++) {
-    faces.push({
-      ref: batch.lock ? batch.lock.ref : `${batch.seed}.${i}`,
-      noise: batch.lock ? batch.lock.noise : noiseFor(batch.seed, i),
-      labels: labelsFor(state.manifest, batch.choices, labelSeed(batch.tagSeed, i)),
-    });
-  }
+  const Z = state.manifest.noise_dim;
+  const noise = batch.lock ? null : state.generator.noise(batch.seed, batch.n);
+  const faces = labelsFor(batch.choices, batch.n, batch.tagSeed).map((labels, i) => ({
+    ref: batch.lock ? batch.lock.ref : `${batch.seed}.${i}`,
+    noise: batch.lock ? batch.lock.noise : noise.slice(i * Z, (i + 1) * Z),
+    labels,
+  }));
   state.results = await render(faces);
   state.shown = batch;
   $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`)));
@@ -346,18 +352,15 @@ async function generateBatch() {
 
 function onGenerate(event) {
   event?.preventDefault();
-  if (running || !state.engine) return;  // the button is disabled meanwhile; Enter in a field is too
+  if (running || !state.generator) return;  // the button is disabled meanwhile; Enter in a field is too
   showLinkNotice([]);  // the notice was about the link opened, not this batch
   userJob(async () => {
     readControls();
     const typed = Number($('seed').value);
-    if (noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32) {
-      state.seed = randomSeed();
-    } else {
-      state.seed = typed;
-    }
+    const random = noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32;
+    state.seed = random ? randomSeed() : typed;
     $('seed').value = state.seed;
-    state.tagSeed = randomSeed();
+    state.tagSeed = random ? state.seed : randomSeed();   // one seed: the batch kyara generate --seed gives
     await generateBatch();
   });
 }
@@ -392,15 +395,34 @@ function unlock() {
 function select(face) {
   state.selected = face;
   $('selected').hidden = false;
-  drawTo($('selected-canvas'), face);
+  drawFace($('selected-canvas'), face);
   $('selected-tags').textContent = tagsOf(face.labels).join(', ') || 'no tags';
 }
 
 // ---------------------------------------------------------------- interpolation, download, share
 
+/**
+ * Spherical interpolation: Gaussian noise lives near a sphere, so slerp keeps the in-between
+ * vectors at a typical length where a straight line would pass through the low-norm middle.
+ */
+function slerp(a, b, t) {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  const cos = Math.min(1, Math.max(-1, dot / Math.sqrt(na * nb || 1)));
+  const omega = Math.acos(cos);
+  const out = new Float32Array(a.length);
+  if (omega < 1e-4) {
+    for (let i = 0; i < a.length; i++) out[i] = (1 - t) * a[i] + t * b[i];
+    return out;
+  }
+  const wa = Math.sin((1 - t) * omega) / Math.sin(omega), wb = Math.sin(t * omega) / Math.sin(omega);
+  for (let i = 0; i < a.length; i++) out[i] = wa * a[i] + wb * b[i];
+  return out;
+}
+
 function setSlot(slot, face) {
   state[slot] = face;
-  drawTo($(`slot-${slot}`), face);
+  drawFace($(`slot-${slot}`), face);
   updateControls();
 }
 
@@ -429,7 +451,7 @@ function download() {
   const face = state.selected;
   const R = state.manifest.resolution, scale = Number($('download-scale').value);
   const source = document.createElement('canvas');
-  drawTo(source, face);
+  drawFace(source, face);
   const canvas = document.createElement('canvas');
   canvas.width = canvas.height = R * scale;
   const ctx = canvas.getContext('2d');
@@ -486,14 +508,9 @@ function readHash(hash = location.hash) {
 /** Register the service worker and hand it the exact URLs this page used, so the next visit works offline. */
 async function cacheForOffline() {
   if (!('serviceWorker' in navigator)) return;
-  const ortFiles = state.engine.files.map((name) => new URL(name, new URL(ORT_BASE, location.href)).href);
-  const urls = [
-    new URL('./', location.href).href,
-    ...STATIC_FILES.map((name) => new URL(name, new URL(STATIC_BASE, location.href)).href),
-    ...ortFiles,
-    new URL('model/manifest.json', location.href).href,
-    new URL(state.engine.modelUrl, location.href).href,
-  ];
+  // The page's own files are the ones it links (modules, style, icon, manifest): the server lists them.
+  const links = document.querySelectorAll('link[rel="modulepreload"], link[rel="stylesheet"], link[rel="icon"], link[rel="preload"]');
+  const urls = [new URL('./', location.href).href, ...Array.from(links, (link) => link.href), ...state.generator.urls];
   try {
     const registration = await navigator.serviceWorker.register('sw.js');
     const worker = registration.active ?? registration.waiting ?? registration.installing;
@@ -506,13 +523,13 @@ async function cacheForOffline() {
 // ---------------------------------------------------------------- start
 
 async function start() {
-  state.manifest = await loadManifest();
+  state.manifest = await fetchManifest(MODEL_BASE);
   buildTagPickers(state.manifest);
   state.choices = defaultChoices(state.manifest);
   Object.assign(info, {
     resolution: state.manifest.resolution, noiseDim: state.manifest.noise_dim, tags: [...state.manifest.tags],
   });
-  $('variant').replaceChildren(...variants(state.manifest).map((v) => Object.assign(document.createElement('option'), {
+  $('variant').replaceChildren(...variantsOf(state.manifest).map((v) => Object.assign(document.createElement('option'), {
     value: v.file, textContent: `${v.precision}${v.bytes ? ` · ${(v.bytes / 1e6).toFixed(1)} MB` : ''}`,
   })));
   const shared = decodeState(location.hash, state.manifest);
@@ -552,7 +569,7 @@ function wire() {
     userJob(async () => {
       await useVariant(file);
       await generateBatch();
-    }).then(cacheIfSwitched(state.engine));
+    }).then(cacheIfSwitched(state.generator));
   });
   // A link pasted into the address bar: its model first, then its batch, after any job already running.
   // (event.newURL: a batch finishing before this event fires may have replaced location.hash already)
@@ -560,20 +577,20 @@ function wire() {
     if (event.newURL === $('share-link').value) return;  // our own hash
     const { hash } = new URL(event.newURL);
     userJob(async () => {
-      if (!state.engine) return;  // the model never loaded: the error is on screen
+      if (!state.generator) return;  // the model never loaded: the error is on screen
       const shared = decodeState(hash, state.manifest);
       const seeded = shared.seed !== null && shared.tagSeed !== null;
-      if (seeded && shared.model && variantFor(shared.model).file !== state.engine.variant.file) {
+      if (seeded && shared.model && variantFor(shared.model).file !== state.generator.variant.file) {
         await useVariant(shared.model);
       }
       if (readHash(hash)) await generateBatch();
-    }).then(cacheIfSwitched(state.engine));
+    }).then(cacheIfSwitched(state.generator));
   });
 }
 
 /** After a job: if it loaded another model, hand the new file list to the service worker. */
 function cacheIfSwitched(before) {
-  return () => { if (state.engine && state.engine !== before) cacheForOffline(); };
+  return () => { if (state.generator && state.generator !== before) cacheForOffline(); };
 }
 
 /** N rows (arrays or typed arrays) or one flat array -> one Float32Array, checked against the row width. */
@@ -593,11 +610,12 @@ window.kyara = {
   async generate(noise, labels) {
     await ready;
     const z = flatten(noise, state.manifest.noise_dim), y = flatten(labels, state.manifest.tags.length);
-    return state.engine.generate(z, y, z.length / state.manifest.noise_dim);
+    return state.generator.run(z, y, z.length / state.manifest.noise_dim);
   },
   results: () => state.results.map((face) => ({
     ref: face.ref, noise: [...face.noise], labels: [...face.labels], pixels: [...face.pixels],
   })),
   noise: (seed, i) => [...noiseFor(seed, i)],
   idle: () => jobs,
+  get generator() { return state.generator; },
 };

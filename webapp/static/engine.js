@@ -1,5 +1,6 @@
-// The generator in the browser: loads onnxruntime-web and the model, then turns noise + labels into
-// RGBA pixels. WebGPU when the browser gives an adapter, otherwise multi-threaded WebAssembly.
+// onnxruntime-web and one model file, turned into a function from noise + labels to RGBA pixels.
+// WebGPU when the browser gives an adapter (and the caller allows it), otherwise WebAssembly, with threads
+// when the page is cross-origin isolated. Used through kyara.js, the module for other pages.
 
 const WASM_BUILD = { module: 'ort.wasm.min.mjs', mjs: 'ort-wasm-simd-threaded.mjs', wasm: 'ort-wasm-simd-threaded.wasm' };
 // The WebGPU build needs the ~27 MB asyncify wasm: fetched only when an adapter exists.
@@ -7,13 +8,20 @@ const WEBGPU_BUILD = {
   module: 'ort.webgpu.min.mjs', mjs: 'ort-wasm-simd-threaded.asyncify.mjs', wasm: 'ort-wasm-simd-threaded.asyncify.wasm',
 };
 
-/** An error the page shows as is: what failed and what to do. */
-export class LoadError extends Error {}
+/** An error a page can show as is: what failed and what to do. */
+export class LoadError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'LoadError';
+  }
+}
 
 /**
- * fetch() that reports progress (bytes so far, total) and fails with a readable message.
+ * fetch() that reports progress (bytes so far, total) and fails with a readable message. `size` is the
+ * file's size where the caller knows it: a compressed response's Content-Length counts the compressed
+ * bytes, not the ones read here, so without `size` its total is 0 (unknown).
  */
-export async function fetchBytes(url, what, onProgress = () => {}) {
+async function fetchBytes(url, what, onProgress = () => {}, size = 0) {
   let response;
   try {
     response = await fetch(url);
@@ -23,7 +31,8 @@ export async function fetchBytes(url, what, onProgress = () => {}) {
   if (!response.ok) {
     throw new LoadError(`Could not download ${what} (${url}): HTTP ${response.status} ${response.statusText}.`);
   }
-  const total = Number(response.headers.get('Content-Length')) || 0;
+  const encoded = response.headers.has('Content-Encoding');
+  const total = size || (encoded ? 0 : Number(response.headers.get('Content-Length')) || 0);
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
@@ -50,16 +59,22 @@ async function webgpuAdapter() {
   }
 }
 
+/** Threads worth asking for: several only where the page is cross-origin isolated (shared memory). */
+export function defaultThreads() {
+  if (!self.crossOriginIsolated) return 1;
+  return Math.min(4, Math.max(2, navigator.hardwareConcurrency || 2));
+}
+
 /**
- * Load the runtime and one model variant.
- * options: ortBase (URL folder of onnxruntime-web), manifest, variant (a manifest `variants` entry),
- * threads, onProgress(kind, loaded, total) with kind 'wasm' or 'model'.
- * Returns { backend, threads, files (the ort files used), variant, modelBytes, modelUrl,
- *           generate(noise, labels, n), release() }.
- * A WebGPU adapter that then fails to run the model falls back to WebAssembly.
+ * Load the runtime and one model file.
+ * options: ortBase (URL folder of onnxruntime-web's dist files), modelUrl, modelSize (bytes, for the
+ * progress; 0 if unknown), what (the model's name in messages), noiseDim, tagCount, resolution, threads,
+ * webgpu (false: WebAssembly only), onProgress(kind, loaded, total) with kind 'wasm' or 'model'.
+ * Returns { backend, threads, urls (the onnxruntime-web files used), modelBytes, run(noise, labels, n),
+ * release() }. A WebGPU adapter that then fails to run the model falls back to WebAssembly.
  */
 export async function loadEngine(options) {
-  const adapter = await webgpuAdapter();
+  const adapter = options.webgpu === false ? null : await webgpuAdapter();
   if (adapter) {
     try {
       return await loadWith(WEBGPU_BUILD, adapter, options);
@@ -70,40 +85,47 @@ export async function loadEngine(options) {
   return loadWith(WASM_BUILD, null, options);
 }
 
-// One runtime per build for the life of the page: onnxruntime-web initialises its wasm only once, so a
-// second model variant reuses it.
+// One runtime per build and folder for the life of the page: onnxruntime-web initialises its wasm only
+// once, so a second model reuses it.
 const runtimes = new Map();
 
 function loadRuntime(build, adapter, ortBase, threads, onProgress) {
-  if (!runtimes.has(build.module)) {
+  const base = new URL(ortBase, location.href);
+  const key = new URL(build.module, base).href;
+  if (!runtimes.has(key)) {
     const promise = (async () => {
-      const base = new URL(ortBase, location.href);
+      // The wasm is handed over as bytes (downloaded here for the progress bar, beside the module): a URL
+      // would be downloaded again, because a browser's in-memory cache (private windows) does not keep
+      // a 14 MB file.
+      const wasm = fetchBytes(new URL(build.wasm, base).href, 'the WebAssembly runtime',
+        (loaded, total) => onProgress('wasm', loaded, total));
+      wasm.catch(() => {});  // awaited below; a failed import is the error to report first
       let ort;
       try {
-        ort = await import(new URL(build.module, base).href);
+        ort = await import(key);
       } catch (err) {
-        throw new LoadError(`Could not load onnxruntime-web (${build.module}): ${err.message}.`);
+        throw new LoadError(`Could not load onnxruntime-web from ${key}: ${err.message}. Is ortBase the folder `
+          + 'of its dist files (node_modules/onnxruntime-web/dist/)?');
       }
-      // Handed over as bytes (downloaded here for the progress bar): a URL would be downloaded again,
-      // because a browser's in-memory cache (private windows) does not keep a 14 MB file.
       ort.env.wasm.numThreads = threads;
       ort.env.wasm.wasmPaths = { mjs: new URL(build.mjs, base).href };
-      ort.env.wasm.wasmBinary = await fetchBytes(new URL(build.wasm, base).href, 'the WebAssembly runtime',
-        (loaded, total) => onProgress('wasm', loaded, total));
+      ort.env.wasm.wasmBinary = await wasm;
       if (adapter) ort.env.webgpu.adapter = adapter;
       return ort;
     })();
-    runtimes.set(build.module, promise);
-    promise.catch(() => runtimes.delete(build.module));  // a failed download may be retried
+    runtimes.set(key, promise);
+    promise.catch(() => runtimes.delete(key));  // a failed download may be retried
   }
-  return runtimes.get(build.module);
+  return runtimes.get(key);
 }
 
-async function loadWith(build, adapter, { ortBase, manifest, variant, threads, onProgress }) {
-  const modelUrl = `model/${encodeURIComponent(variant.file)}?v=${variant.sha256 || ''}`;
+async function loadWith(build, adapter, options) {
+  const { ortBase, modelUrl, modelSize, what, noiseDim: Z, tagCount: T, resolution: R } = options;
+  const onProgress = options.onProgress ?? (() => {});
+  const threads = self.crossOriginIsolated ? options.threads ?? defaultThreads() : 1;
   const [ort, modelBytes] = await Promise.all([  // the runtime and the model download side by side
     loadRuntime(build, adapter, ortBase, threads, onProgress),
-    fetchBytes(modelUrl, `the model ${variant.file}`, (loaded, total) => onProgress('model', loaded, total)),
+    fetchBytes(modelUrl, what, (loaded, total) => onProgress('model', loaded, total), modelSize),
   ]);
 
   let session;
@@ -113,20 +135,19 @@ async function loadWith(build, adapter, { ortBase, manifest, variant, threads, o
       graphOptimizationLevel: 'all',
     });
   } catch (err) {
-    throw new LoadError(`Could not start the model ${variant.file}: ${err.message ?? err}`);
+    throw new LoadError(`Could not start ${what}: ${err.message ?? err}`);
   }
 
-  const Z = manifest.noise_dim, T = manifest.tags.length, R = manifest.resolution;
   let queue = Promise.resolve();  // one run at a time: a session is not re-entrant
   let released = false;
 
   /** noise: Float32Array n*Z, labels: Float32Array n*T -> Uint8Array n*R*R*4 (RGBA rows). */
-  function generate(noise, labels, n) {
-    if (released) return Promise.reject(new Error(`the model ${variant.file} was unloaded`));
+  function run(noise, labels, n) {
+    if (released) return Promise.reject(new Error(`${what} was unloaded`));
     if (noise.length !== n * Z || labels.length !== n * T) {
       return Promise.reject(new Error(`expected ${n}x${Z} noise and ${n}x${T} labels`));
     }
-    const run = queue.then(async () => {
+    const result = queue.then(async () => {
       const feeds = {
         noise: new ort.Tensor('float32', noise, [n, Z]),
         labels: new ort.Tensor('float32', labels, [n, T]),
@@ -136,19 +157,18 @@ async function loadWith(build, adapter, { ortBase, manifest, variant, threads, o
       if (pixels.length !== n * R * R * 4) throw new Error(`the model returned ${pixels.length} values`);
       return pixels;
     });
-    queue = run.catch(() => {});
-    return run;
+    queue = result.catch(() => {});
+    return result;
   }
 
+  const base = new URL(ortBase, location.href);
   return {
     backend: adapter ? 'WebGPU' : 'WASM',
-    files: [build.module, build.mjs, build.wasm],
     threads: adapter ? null : ort.env.wasm.numThreads,
-    variant,
+    urls: [build.module, build.mjs, build.wasm].map((name) => new URL(name, base).href),
     modelBytes: modelBytes.length,
-    modelUrl,
-    generate,
-    /** Free the session once the runs already queued on it are done; later generate() calls fail. */
+    run,
+    /** Free the session once the runs already queued on it are done; later run() calls fail. */
     release() {
       released = true;
       return queue.then(() => session.release());

@@ -1,4 +1,10 @@
-// Service worker: makes the page work offline after the first visit.
+// Service worker: makes the page work offline after the first visit, and cross-origin isolated on a host
+// that cannot send the headers for it.
+//
+// Isolation: multi-threaded WebAssembly needs the page cross-origin isolated (COOP + COEP headers).
+// `kyara serve` sends them; a static host (GitHub Pages and the like) cannot. So every same-origin answer
+// this worker hands the page gets them when the host left them out: from the second visit on (the first
+// one installs the worker), the page is isolated wherever a service worker runs.
 //
 // The page posts the exact URLs it used ({type: 'cache', urls}, optionally with a MessagePort that is
 // told {ok, error} when done); they are cached, and any older entry for the same file (another static
@@ -9,20 +15,50 @@
 // The cache always holds a set that works together: only remember() writes to it, and it stores the new
 // versioned files (new URLs, so the old set is untouched) before the page and manifest that point at them,
 // and deletes the old versions last. A connection lost half-way leaves the previous set whole.
+//
+// URLs are read relative to the worker's scope, so a static build works from a sub-folder of a site:
+// static/<v>/..., ort/<v>/... and, in a static build, model/<v>/... carry their version in the path;
+// `kyara serve`'s model files carry it in ?v=<sha256>.
 
 const CACHE = 'kyara';
+const SCOPE = new URL(self.registration.scope);
+const IN_VERSIONED_FOLDER = /^(static|ort|model)\/[^/]+\/(.+)$/;
 
-/** A URL without its version: /static/<v>/app.js -> /static/app.js, /model/x.onnx?v=sha -> /model/x.onnx */
-function fileKey(url) {
+/** The URL's path below the scope ('' for the page itself). */
+function local(url) {
   const { pathname } = new URL(url);
-  return pathname.replace(/^\/(static|ort)\/[^/]+\//, '/$1/');
+  return pathname.startsWith(SCOPE.pathname) ? pathname.slice(SCOPE.pathname.length) : pathname;
 }
 
-/** A URL whose content never changes: a static or ort version in the path, or a model file's sha256 in
- * ?v=. An empty ?v= (a manifest without sha256) names no version: that file is fetched network-first. */
+/** A URL without its version: static/<v>/app.js -> static/app.js, model/x.onnx?v=sha -> model/x.onnx */
+function fileKey(url) {
+  return local(url).replace(IN_VERSIONED_FOLDER, '$1/$2');
+}
+
+/** A URL whose content never changes: a version folder in the path, or a model file's sha256 in ?v=. An
+ * empty ?v= (a manifest without sha256) names no version: that file is fetched network-first. */
 function isVersioned(url) {
-  const { pathname, searchParams } = new URL(url);
-  return /^\/(static|ort)\/[^/]+\//.test(pathname) || (pathname.startsWith('/model/') && Boolean(searchParams.get('v')));
+  const path = local(url);
+  return IN_VERSIONED_FOLDER.test(path) || (path.startsWith('model/') && Boolean(new URL(url).searchParams.get('v')));
+}
+
+/**
+ * `response` with the cross-origin isolation headers, where the host did not send them. The body a
+ * fetch() gives is already decoded, so a Content-Encoding the host sent no longer applies to it.
+ */
+function isolated(response) {
+  if (response.type === 'opaque' || response.type === 'opaqueredirect' || response.headers.has('Cross-Origin-Embedder-Policy')) {
+    return response;
+  }
+  const headers = new Headers(response.headers);
+  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  headers.set('Cross-Origin-Resource-Policy', 'same-origin');
+  if (headers.has('Content-Encoding')) {
+    headers.delete('Content-Encoding');
+    headers.delete('Content-Length');
+  }
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
 async function download(url) {
@@ -81,10 +117,10 @@ self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET' || new URL(request.url).origin !== self.location.origin) return;
   if (request.mode === 'navigate') {
-    event.respondWith(networkFirst(request, new URL('/', self.location.origin).href));
+    event.respondWith(networkFirst(request, SCOPE.href).then(isolated));
   } else if (isVersioned(request.url)) {
-    event.respondWith(cacheFirst(request));
+    event.respondWith(cacheFirst(request).then(isolated));
   } else {
-    event.respondWith(networkFirst(request, request.url));
+    event.respondWith(networkFirst(request, request.url).then(isolated));
   }
 });

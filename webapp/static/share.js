@@ -1,7 +1,6 @@
-// Tag choices -> label vectors, and the share-link state <-> URL hash.
-// Everything random here is drawn from a seed, so a hash with the seeds redraws the same faces.
-
-import { mix, uniform } from './rng.js';
+// The page's tag choices, and its share-link state <-> URL hash. A link holds the seeds (the noise seed s
+// and the tag seed t), so it redraws the same faces: noise and labels are drawn from them as
+// export.runtime draws them (kyara.js), and when s == t the batch is `generate({ tags, n, seed: s })`.
 
 export const RANDOM = 'random';
 export const NONE = 'none';  // the choice "no tag of this at-most-one group" (neither long nor short hair)
@@ -19,72 +18,26 @@ export function defaultChoices(manifest) {
   return choices;
 }
 
-function priorsOf(group) {
-  const given = Array.isArray(group.priors) && group.priors.length === group.tags.length;
-  if (!given) {
-    const share = group.exclusive ? 1 / group.tags.length : group.at_most_one ? 1 / (group.tags.length + 1) : 0.5;
-    return group.tags.map(() => share);
-  }
-  return group.priors.map(Number);
-}
-
 /**
- * The label vector (manifest tag order, 1 on / 0 off) for one face. Random tags follow the manifest's
- * priors, drawn from `seed`. One draw is made for every group and tag whatever the choice, so setting
- * one tag leaves the random picks of all the others as they were. The draws are those of Python's
- * `Vocabulary.sample_labels` for one face, in the same order: fed the same uniform numbers, both give the
- * same labels.
+ * The tags a set of choices forces on (passed to the generator as its tags) and off (cleared in the labels
+ * it draws): a tag or a group's pick set to On is on, a tag set to Off is off, and an at-most-one group set
+ * to None has all its tags off. Everything on Random is left to the draw.
  */
-export function labelsFor(manifest, choices, seed) {
-  const index = new Map(manifest.tags.map((tag, i) => [tag, i]));
-  const labels = new Float32Array(manifest.tags.length);
-  const rand = uniform(seed);
+export function chosenTags(manifest, choices) {
+  const on = [], off = [];
   for (const group of manifest.groups) {
-    const priors = priorsOf(group);
-    if (group.exclusive) {
-      const u = rand() * priors.reduce((a, b) => a + b, 0);
-      let pick = group.tags[group.tags.length - 1];
-      let acc = 0;
-      for (let j = 0; j < group.tags.length; j++) {
-        acc += priors[j];
-        if (u < acc) { pick = group.tags[j]; break; }
-      }
-      const chosen = choices[group.name];
-      labels[index.get(chosen && chosen !== RANDOM ? chosen : pick)] = 1;
-    } else if (group.at_most_one) {
-      // One draw picks a tag with its frequency, or none with what is left (frequencies summing over 1
-      // are scaled down to 1).
-      const p = priors.map((x) => Math.max(x, 0));
-      const scale = Math.max(p.reduce((a, b) => a + b, 0), 1);
-      const u = rand();
-      let pick = null;
-      let edge = 0;
-      for (let j = 0; j < group.tags.length; j++) {
-        edge += p[j] / scale;
-        if (u < edge) { pick = group.tags[j]; break; }
-      }
-      const chosen = choices[group.name] ?? RANDOM;
-      const on = chosen === RANDOM ? pick : chosen === NONE ? null : chosen;
-      if (on !== null) labels[index.get(on)] = 1;
+    if (group.exclusive || group.at_most_one) {
+      const choice = choices[group.name];
+      if (choice === NONE) off.push(...group.tags);
+      else if (choice && choice !== RANDOM) on.push(choice);
     } else {
-      group.tags.forEach((tag, j) => {
-        const u = rand();
-        const choice = choices[tag] ?? RANDOM;
-        labels[index.get(tag)] = choice === 'on' ? 1 : choice === 'off' ? 0 : Number(u < priors[j]);
-      });
+      for (const tag of group.tags) {
+        if (choices[tag] === 'on') on.push(tag);
+        if (choices[tag] === 'off') off.push(tag);
+      }
     }
   }
-  return labels;
-}
-
-/** Seed of the labels of face `i` of a batch (a separate stream from the noise seeds). */
-export function labelSeed(tagSeed, i) {
-  return mix(tagSeed, i, 1);
-}
-
-/** Seed of the noise of face `i` of a batch. */
-export function noiseSeed(seed, i) {
-  return mix(seed, i);
+  return { on, off };
 }
 
 function encodeFloats(values) {
@@ -113,19 +66,7 @@ function decodeFloats(text) {
  * as "seed.index" or, for a face without one (an interpolation frame), the Float32 noise in base64url.
  */
 export function encodeState({ seed, tagSeed, n, choices, lock, model }, manifest) {
-  const on = [], off = [];
-  for (const group of manifest.groups) {
-    if (group.exclusive || group.at_most_one) {
-      const choice = choices[group.name];
-      if (choice === NONE) off.push(...group.tags);
-      else if (choice && choice !== RANDOM) on.push(choice);
-    } else {
-      for (const tag of group.tags) {
-        if (choices[tag] === 'on') on.push(tag);
-        if (choices[tag] === 'off') off.push(tag);
-      }
-    }
-  }
+  const { on, off } = chosenTags(manifest, choices);
   const params = new URLSearchParams({ s: String(seed), t: String(tagSeed), n: String(n) });
   if (on.length) params.set('on', on.join(','));
   if (off.length) params.set('off', off.join(','));

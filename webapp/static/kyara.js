@@ -1,0 +1,210 @@
+// Kyara in your own page: load an exported model folder by URL and generate anime faces in the browser.
+// One ES module, no framework and no bundler; it needs onnxruntime-web's dist files served from your site.
+//
+//   import { loadGenerator, drawFace } from './node_modules/kyara/webapp/static/kyara.js';
+//   const g = await loadGenerator('node_modules/kyara/models/default/');
+//   const faces = await g.generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 });
+//   for (const face of faces) document.body.append(drawFace(document.createElement('canvas'), face));
+//
+// The sampling is Python's (`export.runtime.Generator`): the same seed and tags give the same labels and
+// the same noise as `Generator("models/default").generate(tags=[...], n=8, seed=7)`, drawn with a twin of
+// numpy's default_rng, and the same tag spellings and errors (TagError) as `Vocabulary.parse`. The Kyara
+// page is built on this module. docs/model-contract.md ("The JavaScript module") describes it in full.
+
+import { LoadError, defaultThreads, loadEngine } from './engine.js';
+import { NumpyRandom, randomSeed } from './numpy-random.js';
+import { TagError, parseTags, sampleLabels } from './vocab.js';
+
+export { LoadError, TagError };
+
+/** Where npm puts onnxruntime-web beside this package (node_modules/kyara/webapp/static/ -> node_modules/). */
+const DEFAULT_ORT_BASE = new URL('../../../onnxruntime-web/dist/', import.meta.url).href;
+
+const folder = (url) => new URL(String(url).endsWith('/') ? String(url) : `${url}/`, location.href).href;
+
+/** The manifest.json of the model folder at `modelUrl`, checked for what the generator needs. */
+export async function fetchManifest(modelUrl) {
+  const url = new URL('manifest.json', folder(modelUrl)).href;
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new LoadError(`Could not download the model manifest (${url}): ${err.message}.`);
+  }
+  if (!response.ok) throw new LoadError(`Could not download the model manifest (${url}): HTTP ${response.status}.`);
+  let manifest;
+  try {
+    manifest = await response.json();
+  } catch {
+    throw new LoadError(`${url} is not JSON: is the URL a model folder made by \`kyara export\`?`);
+  }
+  checkManifest(manifest, url);
+  return manifest;
+}
+
+function checkManifest(manifest, url) {
+  for (const key of ['tags', 'groups', 'noise_dim', 'resolution', 'file']) {
+    if (!(key in manifest)) throw new LoadError(`${url}: the manifest has no '${key}'`);
+  }
+  for (const group of manifest.groups) {
+    if (!Array.isArray(group.priors) || group.priors.length !== group.tags.length) {
+      throw new LoadError(`${url}: the group '${group.name}' has no priors for its tags`);
+    }
+  }
+}
+
+/** The manifest's variants; a manifest without any lists its default file as the only one. */
+export function variantsOf(manifest) {
+  return manifest.variants?.length ? manifest.variants
+    : [{ file: manifest.file, precision: 'default', sha256: manifest.sha256, bytes: null }];
+}
+
+function pickVariant(manifest, wanted, url) {
+  const all = variantsOf(manifest);
+  if (wanted === undefined) return all.find((v) => v.file === manifest.file) ?? all[0];
+  const found = all.find((v) => v.file === wanted || v.precision === wanted);
+  if (!found) {
+    const listed = all.map((v) => `${v.precision} (${v.file})`).join(', ');
+    throw new LoadError(`${url}: no model variant '${wanted}'; the manifest lists ${listed}`);
+  }
+  return found;
+}
+
+/** Noise given as n rows or one flat list: its numbers (Float32Array), rows (null if flat) and shape text. */
+function readNoise(values) {
+  const rows = Array.isArray(values) && (Array.isArray(values[0]) || ArrayBuffer.isView(values[0]));
+  const flat = Float32Array.from(rows ? values.flatMap((row) => Array.from(row)) : values);
+  const shape = rows ? `(${values.length}, ${values[0].length})` : `(${flat.length},)`;
+  return { flat, rows: rows ? values.length : null, shape };
+}
+
+/**
+ * Load the model folder at `modelUrl` (the folder with manifest.json) and onnxruntime-web.
+ *
+ * options (all optional):
+ *   ortBase     URL of onnxruntime-web's dist folder (default: node_modules/onnxruntime-web/dist/ beside
+ *               this package, where npm installs it)
+ *   variant     'int8', 'fp32' or a file name of the manifest's variants (default: the manifest's `file`)
+ *   threads     WebAssembly threads (default: up to 4 when the page is cross-origin isolated, else 1)
+ *   webgpu      false to stay on WebAssembly even where the browser offers WebGPU (default: true)
+ *   onProgress  (kind, loaded, total) while downloading, kind 'wasm' or 'model' (total 0: not known)
+ *   manifest    the folder's manifest, if the caller has fetched it already (fetchManifest)
+ * Rejects with a LoadError saying what could not be downloaded or started.
+ */
+export async function loadGenerator(modelUrl, options = {}) {
+  const base = folder(modelUrl);
+  const manifest = options.manifest ?? await fetchManifest(base);
+  const variant = pickVariant(manifest, options.variant, new URL('manifest.json', base).href);
+  const modelFileUrl = new URL(`${encodeURIComponent(variant.file)}?v=${variant.sha256 || ''}`, base).href;
+  const engine = await loadEngine({
+    ortBase: options.ortBase ?? DEFAULT_ORT_BASE,
+    modelUrl: modelFileUrl,
+    modelSize: variant.bytes || 0,
+    what: `the model ${variant.file}`,
+    noiseDim: manifest.noise_dim,
+    tagCount: manifest.tags.length,
+    resolution: manifest.resolution,
+    threads: options.threads ?? defaultThreads(),
+    webgpu: options.webgpu,
+    onProgress: options.onProgress,
+  });
+  return new Generator(manifest, variant, engine, modelFileUrl);
+}
+
+/**
+ * A loaded model. Faces are { pixels (Uint8ClampedArray, RGBA rows: an ImageData's layout), width,
+ * height, tags (the tags on), labels, noise (Float32Array), seed, index (its row in the batch) }.
+ */
+export class Generator {
+  constructor(manifest, variant, engine, modelUrl) {
+    this.manifest = manifest;
+    this.variant = variant;                  // the manifest's `variants` entry loaded
+    this.modelUrl = modelUrl;
+    this.backend = engine.backend;           // 'WebGPU' or 'WASM'
+    this.threads = engine.threads;           // WebAssembly threads (null on WebGPU)
+    this.modelBytes = engine.modelBytes;
+    this.urls = [...engine.urls, modelUrl];  // every file downloaded for it (to cache for offline use)
+    this.engine = engine;
+  }
+
+  /** Tag names in label order. */
+  get tags() { return [...this.manifest.tags]; }
+
+  /** A tag text ("silver hair, red eyes") or list as the model's tag names; TagError if it cannot be. */
+  parseTags(tags) { return parseTags(this.manifest, tags); }
+
+  /** The first n rows of noise of `seed` (numpy: default_rng(seed).standard_normal((n, Z), float32)). */
+  noise(seed, n = 1) {
+    return new NumpyRandom(seed).standardNormal(n * this.manifest.noise_dim);
+  }
+
+  /**
+   * The model's inputs for `generate`, without running it: { noise, labels (Float32Array n*Z and n*T),
+   * n, seed } (export.runtime's Generator.inputs). n defaults to the number of noise rows given, else 1;
+   * seed to a random one (returned). The noise is drawn even when `noise` is given, so the labels are
+   * those of the seed either way.
+   */
+  inputs({ tags = [], n, seed, noise } = {}) {
+    const Z = this.manifest.noise_dim;
+    const given = noise === undefined || noise === null ? null : readNoise(noise);
+    n ??= given?.rows ?? 1;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`n must be at least 1, got ${n}`);
+    const chosen = this.parseTags(tags);
+    seed ??= randomSeed();
+    const rng = new NumpyRandom(seed);
+    let drawn = rng.standardNormal(n * Z);
+    if (given) {
+      if ((given.rows ?? n) !== n || given.flat.length !== n * Z) {   // rows, or one flat list of n*Z
+        throw new RangeError(`noise has shape ${given.shape}; this model takes noise of shape (${n}, ${Z}) for n=${n}`);
+      }
+      drawn = given.flat;
+    }
+    return { noise: drawn, labels: sampleLabels(this.manifest, n, rng, chosen), n, seed };
+  }
+
+  /** The model's RGBA bytes (Uint8Array n*R*R*4) for n rows of noise and labels (Float32Arrays). */
+  run(noise, labels, n) {
+    return this.engine.run(noise, labels, n);
+  }
+
+  /**
+   * n faces with `tags` on (a list or a text) and every other group drawn from the manifest's priors:
+   * generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 }). Options as `inputs`; throws a
+   * TagError for an unknown tag or two tags of one exclusive group, before anything runs.
+   */
+  async generate(options = {}) {
+    const { noise, labels, n, seed } = this.inputs(options);
+    return this.faces(noise, labels, await this.run(noise, labels, n), seed);
+  }
+
+  /** Split a batch into faces (see the class comment). */
+  faces(noise, labels, pixels, seed = null) {
+    const { noise_dim: Z, resolution: R, tags } = this.manifest;
+    const T = tags.length, size = R * R * 4;
+    return Array.from({ length: labels.length / T }, (_, i) => {
+      const row = labels.slice(i * T, (i + 1) * T);
+      return {
+        pixels: new Uint8ClampedArray(pixels.slice(i * size, (i + 1) * size).buffer),
+        width: R, height: R,
+        tags: tags.filter((_, j) => row[j] > 0.5),
+        labels: row,
+        noise: noise.slice(i * Z, (i + 1) * Z),
+        seed, index: i,
+      };
+    });
+  }
+
+  /** Free the model once the runs already queued are done; later runs fail. */
+  release() {
+    return this.engine.release();
+  }
+}
+
+/** Draw one face into `canvas` at its own size (scale it with CSS, `image-rendering: pixelated`). */
+export function drawFace(canvas, face) {
+  canvas.width = face.width;
+  canvas.height = face.height;
+  const pixels = face.pixels instanceof Uint8ClampedArray ? face.pixels : Uint8ClampedArray.from(face.pixels);
+  canvas.getContext('2d').putImageData(new ImageData(pixels, face.width, face.height), 0, 0);
+  return canvas;
+}
