@@ -159,6 +159,8 @@ def test_init_carries_a_run_onto_a_larger_vocabulary(tmp_path):
     assert torch.equal(g["blocks.0.body.0.weight"], old["G"]["blocks.0.body.0.weight"])
     trainer.close()
 
+    with pytest.raises(ValueError, match=r"cannot resume .* its tags differ \(not in the data: none; new: smile\)"):
+        Trainer(cfg, large, tmp_path / "colours", device="cpu", resume=True)
     with pytest.raises(ValueError, match="--init starts a new run"):
         Trainer(cfg, large, tmp_path / "colours", device="cpu", init=tmp_path / "colours", resume=True)
     wider = load_config("tiny", ["model.g_channels=16"])

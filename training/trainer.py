@@ -115,6 +115,7 @@ class Trainer:
                                     f"{checkpoint_dir(self.run_dir)}); drop --resume to start a new run")
         if resume:
             self._check_same_model(existing[-1])
+            self._check_same_tags(existing[-1])
             self.load(existing[-1])
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +141,16 @@ class Trainer:
         if changed:
             raise ValueError(f"cannot {verb} {ckpt}: its model differs from this config ({'; '.join(changed)}); "
                              f"use a config with the same model, or start without it")
+
+    def _check_same_tags(self, ckpt: Path) -> None:
+        """A run may go on on other data (re-tagged images) only with the same tags, in the same order: the
+        label inputs of G and the tag logits of D are positional."""
+        saved = list(Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags)
+        if saved != list(self.vocab.tags):
+            gone, new = set(saved) - set(self.vocab.tags), set(self.vocab.tags) - set(saved)
+            raise ValueError(f"cannot resume {ckpt} on this data: its tags differ (not in the data: "
+                             f"{', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}); "
+                             "start a new run from it with --init instead")
 
     def init_from(self, ckpt: Path) -> None:
         """Start this new run from another run's G, G_ema and D, tags matched by name (optimisers start fresh).
