@@ -8,6 +8,7 @@ re-taken by hand with `./dev screenshot`, so a test run leaves the checkout as i
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shutil
@@ -292,6 +293,148 @@ def test_isolated_with_threads_interpolates_downloads_and_screenshot(page, serve
     assert page.evaluate("window.kyara.info.model") == other
 
 
+# ---------------------------------------------------------------- variations of the selected face
+
+def press_variations(page) -> None:
+    """Press Variations by keyboard (focus, Enter) and wait until the new batch is drawn and recorded."""
+    before = page.evaluate("location.hash")
+    button = page.get_by_role("button", name="Variations", exact=True)
+    button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("(before) => location.hash !== before && location.hash.includes('v=')", arg=before)
+    idle(page)
+
+
+def select_by_keyboard(page, name: str) -> None:
+    page.get_by_role("button", name=name).focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#selected").is_visible()
+
+
+def cosines(rows: list[list[float]], to: list[float]) -> np.ndarray:
+    rows, to = np.array(rows, float), np.array(to, float)
+    return rows @ to / (np.linalg.norm(rows, axis=1) * np.linalg.norm(to))
+
+
+def mean_distance(faces: list[list[int]], face: list[int]) -> float:
+    """Mean absolute difference of RGBA bytes (alpha is 255 everywhere) between `faces` and `face`."""
+    return float(np.abs(np.array(faces, float) - np.array(face, float)).mean())
+
+
+# Cosine between a face's noise and a variation's. Unrelated noise (128 standard normals) has a cosine of
+# about N(0, 1/128) with it, |cos| < 0.35 at four sigma; at 0.98 (0.2 rad) the faces of the bundled model
+# look the same (mean pixel distance 7.7 against 47 for unrelated noise). Inside the band: the step chosen.
+NEAR = (0.7, 0.95)
+
+
+def test_variations_keep_the_selected_face_first_with_its_labels(page, server, manifest, fp32_file, artifacts):
+    """By keyboard: select face 3, press Variations. The batch becomes face 3 itself, then faces of its
+    labels whose noise is near (not equal to) its own and of its length; the module's Generator.variations
+    gives the same faces for the link's seed."""
+    from PIL import Image
+
+    open_page(page, server, f"#s=2&t=2&n=8&m={fp32_file}")
+    before = results(page)
+    select_by_keyboard(page, "Face 3:")
+    press_variations(page)
+    faces, chosen = results(page), before[2]
+    assert len(faces) == 8
+    assert faces[0]["pixels"] == chosen["pixels"] and faces[0]["ref"] == "2.2"
+    assert all(f["labels"] == chosen["labels"] for f in faces)
+    near = cosines([f["noise"] for f in faces[1:]], chosen["noise"])
+    assert np.all((near > NEAR[0]) & (near < NEAR[1])), near
+    assert len({tuple(f["noise"]) for f in faces}) == 8
+    norms = np.linalg.norm(np.array([f["noise"] for f in faces], float), axis=1)
+    assert np.allclose(norms, norms[0], rtol=1e-5)               # a turn on the sphere: the length is kept
+    assert all(f["pixels"] != chosen["pixels"] for f in faces[1:])
+    assert page.locator("#variations-note").is_visible()
+
+    link = parse_qs(urlsplit(page.url).fragment)
+    assert link["of"] == ["2.2"] and link["n"] == ["8"]
+    module = page.evaluate("""([noise, labels, seed]) => window.kyara.generator.variations({ noise, labels },
+        { n: 8, seed }).then((faces) => faces.map((f) => Array.from(f.pixels)))""",
+                           [chosen["noise"], chosen["labels"], int(link["v"][0])])
+    assert module == [f["pixels"] for f in faces]
+
+    shot = artifacts / "variations-desktop.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Image.open(shot).size[0] == 1280
+
+
+def test_variations_look_closer_than_faces_of_other_noise(page, server, manifest):
+    """On the bundled model (its default file, as a visitor gets it): the variations' mean pixel distance
+    from the selected face is a fraction of that of faces of unrelated noise with the same labels. The
+    band is the step's: measured 0.35 to 0.58 over 60 faces at 0.6 rad; below 0.2 they look the same."""
+    link = "#s=11&t=11&n=8"
+    for index in (1, 5):
+        open_page(page, server, link)
+        chosen = results(page)[index]
+        page.get_by_role("button", name=f"Face {index + 1}:").click()
+        press_variations(page)
+        variations = [f["pixels"] for f in results(page)[1:]]
+        unrelated = page.evaluate("""(labels) => window.kyara.generate(
+            Array.from({ length: 7 }, (_, i) => window.kyara.noise(99, i)), Array(7).fill(labels))
+            .then((pixels) => Array.from(pixels))""", chosen["labels"])
+        unrelated = np.array(unrelated).reshape(7, -1).tolist()
+        ratio = mean_distance(variations, chosen["pixels"]) / mean_distance(unrelated, chosen["pixels"])
+        assert 0.2 < ratio < 0.75, (index, ratio)
+
+
+def test_variations_refine_and_their_link_redraws_them(page, browser, hair_server):
+    """On a model with smile and hair length: variations of a variation start from that variation (its
+    pixels, its noise, the labels of the face first chosen), and the link of a batch of variations draws the
+    same faces for a fresh visitor, though the face varied has no seed of its own (its noise is in the link)."""
+    open_page(page, hair_server, "#s=1&t=2&n=6")
+    first = results(page)[1]
+    page.get_by_role("button", name="Face 2:").click()
+    press_variations(page)
+    once = results(page)
+    page.get_by_role("button", name="Face 4:").click()               # a variation, then its variations
+    assert page.locator("#lock-ref").text_content() == "the selected face"
+    press_variations(page)
+    twice = results(page)
+    assert twice[0]["pixels"] == once[3]["pixels"] and twice[0]["noise"] == once[3]["noise"]
+    assert all(f["labels"] == first["labels"] for f in once + twice)
+    near = cosines([f["noise"] for f in twice[1:]], once[3]["noise"])
+    assert np.all((near > NEAR[0]) & (near < NEAR[1])), near
+
+    link = page.url
+    shared = parse_qs(urlsplit(link).fragment)
+    assert "s" not in shared                                      # the face varied has no seed: its noise
+    of = base64.urlsafe_b64decode(shared["of"][0] + "=" * (-len(shared["of"][0]) % 4))
+    assert np.frombuffer(of, "<f4").tolist() == once[3]["noise"]
+    again = results_of_link(browser, link)
+    assert [f["pixels"] for f in again] == [f["pixels"] for f in twice]
+    assert [f["labels"] for f in again] == [f["labels"] for f in twice]
+
+
+def test_phone_variations_button_and_screenshot(browser, server, fp32_file, artifacts):
+    """At 390 px the Variations button fits the screen's width, and after pressing it the new faces are
+    scrolled into view with the button still on screen (the grid is above it), so picking a face and
+    pressing Variations again needs no scrolling."""
+    from PIL import Image
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        open_page(page, server, f"#s=3&t=3&n=8&m={fp32_file}")
+        select_by_keyboard(page, "Face 2:")
+        box = page.get_by_role("button", name="Variations", exact=True).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        press_variations(page)
+        grid = page.evaluate("document.getElementById('results').getBoundingClientRect().toJSON()")
+        button = page.get_by_role("button", name="Variations", exact=True).bounding_box()
+        assert 0 <= grid["top"] and button["y"] + button["height"] <= 844   # the new faces and the button
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert results(page)[0]["ref"] == "3.1"
+        page.screenshot(path=str(artifacts / "variations-phone.png"))
+        page.screenshot(path=str(artifacts / "variations-phone-full.png"), full_page=True)
+        assert Image.open(artifacts / "variations-phone.png").size[0] == 390
+    finally:
+        context.close()
+
+
 def test_failed_model_download_shows_an_error(page, server, manifest):
     """The model's URL answers 404 (kyara serve refuses to start without the file, but another server of
     the same folder may not): the page says so, and nothing else breaks."""
@@ -511,6 +654,7 @@ def test_phone_generate_box_hides_what_scrolls_behind_it(browser, server, fast):
 
 @pytest.mark.parametrize("link, left_out", [
     ("#s=1&t=2&n=4&lock=!!!not*base64", "locked noise"),
+    ("#v=5&of=1.0&y=AAAA&n=4", "variations"),                      # labels: one float, not one per tag
     ("#lock=%%%", "locked noise"),
     ("#s=1&t=2&n=4&lock=AAAA", "locked noise"),                     # base64, but not 128 floats
     ("#s=1&t=2&n=4&on=no%20such%20tag&m=other.onnx", "tags, model"),

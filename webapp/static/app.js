@@ -1,4 +1,4 @@
-// The Kyara page: tag pickers, batches, history, interpolation, downloads and share links.
+// The Kyara page: tag pickers, batches, variations, history, interpolation, downloads and share links.
 //
 // Test and scripting hook (part of the page's API; the browser tests and benchmarks use it):
 //   window.kyara.ready             Promise: resolves with `info` once the model is loaded, rejects with
@@ -16,18 +16,21 @@
 //   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
 //                                  model switch, an interpolation, a pasted link) has finished.
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
-// describes the batch on screen (seeds, batch size, tags, lock and model it was made with); a link pasted
-// into the address bar is drawn as the next job. A part of a link that cannot be used (a bad lock, a tag or
-// model this model folder lacks) is left out and named in a notice (#link-notice); the rest is drawn.
+// describes the batch on screen (seeds, batch size, tags, lock and model it was made with; for a batch of
+// variations, the face varied and the variations' seed); a link pasted into the address bar is drawn as the
+// next job. A part of a link that cannot be used (a bad lock, a tag or model this model folder lacks) is
+// left out and named in a notice (#link-notice); the rest is drawn.
 //
 // The page runs one job at a time (a queue): the Generate button, the model menu and Interpolate are
-// disabled while a job runs, and a link pasted meanwhile waits for its turn.
+// disabled while a job runs (Variations too), and a link pasted meanwhile waits for its turn.
 //
 // A batch's noise comes from the noise seed and its labels from the tag seed, each drawn as
 // export.runtime draws them; with Random noise both seeds are one, so the batch on screen is what
 // `kyara generate --seed S -n N --tags ...` (or kyara.js's generate()) gives for the tags set to On.
+// Variations (the button beside the selected face) fill the batch with that face, then faces of its labels
+// and of noise a small step from its noise (kyara.js's varyNoise, from a fresh seed each time).
 
-import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf } from './kyara.js';
+import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf, varyNoise } from './kyara.js';
 import { randomSeed } from './numpy-random.js';
 import { NONE, RANDOM, chosenTags, decodeState, defaultChoices, encodeState } from './share.js';
 
@@ -66,6 +69,7 @@ function hideError() {
 // What each share-link key holds, for the notice about the parts of a link that were left out.
 const LINK_PARTS = {
   s: 'noise seed', t: 'tag seed', n: 'batch size', on: 'tags', off: 'tags', lock: 'locked noise', m: 'model',
+  v: 'variations', of: 'variations', y: 'variations',
 };
 
 /** The keys of a decoded link the page cannot use: decodeState's, and a model file it does not have. */
@@ -109,6 +113,7 @@ function updateControls() {
   $('generate').disabled = !idle;
   $('variant').disabled = !idle;
   $('interpolate').disabled = !(idle && state.a && state.b);
+  $('variations').disabled = !(idle && state.selected);
 }
 
 function progress(kind, loaded, total) {
@@ -325,29 +330,46 @@ function setNoiseMode(mode) {
 }
 
 /**
- * One batch from the current state (seeds already chosen), drawn and recorded. The parameters are copied
- * first: what the user changes while it runs (tags, a lock) applies to the next batch, not this one.
+ * One batch from the current state (seeds already chosen), or given `variations` ({ seed, ref, noise,
+ * labels } of a face: the variations' seed and the face's ref, noise and labels) that face and variations
+ * of it; drawn and recorded. The parameters are copied first: what the user changes while it runs (tags,
+ * a lock) applies to the next batch, not this one.
  */
-async function generateBatch() {
+async function generateBatch(variations = null) {
   const batch = {
     seed: state.seed, tagSeed: state.tagSeed, n: state.n, choices: { ...state.choices },
     lock: state.lock && { ref: state.lock.ref ?? null, noise: Float32Array.from(state.lock.noise) },
-    model: state.generator.variant.file,
+    model: state.generator.variant.file, variations,
   };
-  const Z = state.manifest.noise_dim;
-  const noise = batch.lock ? null : state.generator.noise(batch.seed, batch.n);
-  const faces = labelsFor(batch.choices, batch.n, batch.tagSeed).map((labels, i) => ({
-    ref: batch.lock ? batch.lock.ref : `${batch.seed}.${i}`,
-    noise: batch.lock ? batch.lock.noise : noise.slice(i * Z, (i + 1) * Z),
-    labels,
-  }));
-  state.results = await render(faces);
+  state.results = await render(variations ? variationRows(batch) : seededRows(batch));
   state.shown = batch;
   $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`)));
+  $('variations-note').hidden = !variations;
+  if (variations) $('results').firstChild.classList.add('varied');
   addToHistory(state.results);
   writeHash();
   hideError();
   info.firstImageMs ??= performance.now();
+}
+
+/** A seeded batch's rows: noise of the noise seed (or the locked noise), labels of the tag seed and choices. */
+function seededRows(batch) {
+  const Z = state.manifest.noise_dim;
+  const noise = batch.lock ? null : state.generator.noise(batch.seed, batch.n);
+  return labelsFor(batch.choices, batch.n, batch.tagSeed).map((labels, i) => ({
+    ref: batch.lock ? batch.lock.ref : `${batch.seed}.${i}`,
+    noise: batch.lock ? batch.lock.noise : noise.slice(i * Z, (i + 1) * Z),
+    labels,
+  }));
+}
+
+/** A batch of variations' rows: the face itself (its ref kept), then noise near its own, all with its labels. */
+function variationRows({ n, variations: face }) {
+  const Z = state.manifest.noise_dim;
+  const noise = varyNoise(face.noise, { n, seed: face.seed });
+  return Array.from({ length: n }, (_, i) => ({
+    ref: i === 0 ? face.ref : null, noise: noise.slice(i * Z, (i + 1) * Z), labels: face.labels,
+  }));
 }
 
 function onGenerate(event) {
@@ -365,6 +387,21 @@ function onGenerate(event) {
   });
 }
 
+/** The Variations button: the selected face and variations of it fill the batch (other ones each time). */
+function onVariations() {
+  if (running || !state.selected) return;
+  showLinkNotice([]);
+  const face = state.selected;
+  userJob(async () => {
+    readControls();
+    await generateBatch({
+      seed: randomSeed(), ref: face.ref ?? null, noise: Float32Array.from(face.noise),
+      labels: Float32Array.from(face.labels),
+    });
+    $('results').scrollIntoView({ block: 'nearest' });  // on a phone the grid is above the button
+  });
+}
+
 function addToHistory(faces) {
   const gallery = $('history');
   for (const face of [...faces].reverse()) gallery.prepend(tile(face, lockFace, 'Earlier face'));
@@ -375,7 +412,7 @@ function addToHistory(faces) {
 function lockFace(face) {
   state.lock = { noise: face.noise, ref: face.ref };
   setNoiseMode('fixed');
-  $('lock-ref').textContent = describeRef(face.ref, 'an interpolation frame');
+  $('lock-ref').textContent = describeRef(face.ref, 'the selected face');
   $('lock-note').hidden = false;
   select(face);
 }
@@ -397,6 +434,7 @@ function select(face) {
   $('selected').hidden = false;
   drawFace($('selected-canvas'), face);
   $('selected-tags').textContent = tagsOf(face.labels).join(', ') || 'no tags';
+  updateControls();
 }
 
 // ---------------------------------------------------------------- interpolation, download, share
@@ -476,31 +514,43 @@ function writeHash() {
   $('copy-link').textContent = 'Copy link';
 }
 
+/** Whether a decoded link holds a batch to draw: a seeded one (both seeds) or one of variations. */
+function holdsBatch(shared) {
+  return shared.variations !== null || (shared.seed !== null && shared.tagSeed !== null);
+}
+
+/** A link's noise (decodeState's lock or variations.of) as { ref, noise }. */
+function linkedNoise(linked) {
+  return { ref: linked.ref ?? null, noise: linked.ref ? noiseFor(linked.seed, linked.index) : linked.noise };
+}
+
 /**
- * Read a share link into the state; returns false when the hash holds no seeds. A part that cannot be
- * used is left out with a notice: a bad lock, say, must not keep the rest of the link from drawing.
+ * Read a share link into the state. Returns null when the hash holds no batch, else the argument of
+ * generateBatch that draws it ({ variations }: null for a seeded batch). A part that cannot be used is
+ * left out with a notice: a bad lock, say, must not keep the rest of the link from drawing.
  */
 function readHash(hash = location.hash) {
   const shared = decodeState(hash, state.manifest);
   showLinkNotice(unusable(shared));
-  if (shared.seed === null || shared.tagSeed === null) return false;
+  if (!holdsBatch(shared)) return null;
+  if (shared.n) state.n = Math.min(64, Math.max(1, shared.n));
+  $('batch').value = state.n;
+  state.choices = shared.choices;
+  syncPickers();
+  if (shared.variations) {  // the next Generate is a fresh batch: no seeds or lock of the link's own
+    unlock();
+    setNoiseMode('random');
+    const { seed, of, labels } = shared.variations;
+    return { variations: { seed, ...linkedNoise(of), labels } };
+  }
   state.seed = shared.seed;
   state.tagSeed = shared.tagSeed;
-  if (shared.n) state.n = Math.min(64, Math.max(1, shared.n));
-  state.choices = shared.choices;
-  state.lock = null;
-  if (shared.lock?.ref) {
-    state.lock = { ref: shared.lock.ref, noise: noiseFor(shared.lock.seed, shared.lock.index) };
-  } else if (shared.lock) {
-    state.lock = { ref: null, noise: shared.lock.noise };
-  }
+  state.lock = shared.lock && linkedNoise(shared.lock);
   $('seed').value = state.seed;
-  $('batch').value = state.n;
   setNoiseMode('fixed');
   $('lock-note').hidden = !state.lock;
   $('lock-ref').textContent = describeRef(state.lock?.ref, 'the shared link');
-  syncPickers();
-  return true;
+  return { variations: null };
 }
 
 // ---------------------------------------------------------------- offline
@@ -534,14 +584,15 @@ async function start() {
   })));
   const shared = decodeState(location.hash, state.manifest);
   await useVariant(shared.model ?? state.manifest.file);
-  if (!readHash(location.hash)) {  // no seeds in the link: a fresh batch, of the size the link asks for if any
+  const linked = readHash(location.hash);
+  if (!linked) {  // no batch in the link: a fresh one, of the size the link asks for if any
     state.seed = randomSeed();
     state.tagSeed = randomSeed();
     $('seed').value = state.seed;
     if (shared.n) $('batch').value = shared.n;
     readControls();
   }
-  await generateBatch();
+  await generateBatch(linked?.variations);
   return info;
 }
 
@@ -552,6 +603,7 @@ function wire() {
   for (const input of document.getElementsByName('noise-mode')) {
     input.addEventListener('change', () => { if (noiseMode() === 'random') unlock(); });
   }
+  $('variations').addEventListener('click', onVariations);
   $('set-a').addEventListener('click', () => setSlot('a', state.selected));
   $('set-b').addEventListener('click', () => setSlot('b', state.selected));
   $('interpolate').addEventListener('click', interpolate);
@@ -579,11 +631,11 @@ function wire() {
     userJob(async () => {
       if (!state.generator) return;  // the model never loaded: the error is on screen
       const shared = decodeState(hash, state.manifest);
-      const seeded = shared.seed !== null && shared.tagSeed !== null;
-      if (seeded && shared.model && variantFor(shared.model).file !== state.generator.variant.file) {
+      if (holdsBatch(shared) && shared.model && variantFor(shared.model).file !== state.generator.variant.file) {
         await useVariant(shared.model);
       }
-      if (readHash(hash)) await generateBatch();
+      const linked = readHash(hash);
+      if (linked) await generateBatch(linked.variations);
     }).then(cacheIfSwitched(state.generator));
   });
 }

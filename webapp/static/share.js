@@ -1,6 +1,7 @@
 // The page's tag choices, and its share-link state <-> URL hash. A link holds the seeds (the noise seed s
 // and the tag seed t), so it redraws the same faces: noise and labels are drawn from them as
 // export.runtime draws them (kyara.js), and when s == t the batch is `generate({ tags, n, seed: s })`.
+// A batch of variations of one face holds that face's noise and labels and the variations' seed instead.
 
 export const RANDOM = 'random';
 export const NONE = 'none';  // the choice "no tag of this at-most-one group" (neither long nor short hair)
@@ -59,27 +60,52 @@ function decodeFloats(text) {
   return values.every(Number.isFinite) ? values : null;
 }
 
+/** A face's noise in a link: "seed.index" where it has a ref, else its Float32 values in base64url. */
+const noiseText = ({ ref, noise }) => ref ?? encodeFloats(noise);
+
 /**
  * The share-link hash: s (noise seed), t (tag seed), n (batch size), on / off (tags forced on or off,
  * comma-separated; an exclusive or at-most-one group's pick is in `on`, an at-most-one group set to None
  * lists all its tags in `off`), m (model file), and lock: the locked noise
- * as "seed.index" or, for a face without one (an interpolation frame), the Float32 noise in base64url.
+ * as "seed.index" or, for a face without one (an interpolation frame, a variation), the Float32 noise in
+ * base64url. A batch of variations (`variations`: { seed, ref, noise, labels } of the face varied) is
+ * v (the variations' seed), of (the face's noise, as lock), y (its labels, Float32 in base64url), n and m.
  */
-export function encodeState({ seed, tagSeed, n, choices, lock, model }, manifest) {
+export function encodeState({ seed, tagSeed, n, choices, lock, model, variations }, manifest) {
+  if (variations) {
+    const params = new URLSearchParams({
+      v: String(variations.seed), of: noiseText(variations), y: encodeFloats(variations.labels), n: String(n),
+    });
+    if (model) params.set('m', model);
+    return params.toString();
+  }
   const { on, off } = chosenTags(manifest, choices);
   const params = new URLSearchParams({ s: String(seed), t: String(tagSeed), n: String(n) });
   if (on.length) params.set('on', on.join(','));
   if (off.length) params.set('off', off.join(','));
-  if (lock) params.set('lock', lock.ref ?? encodeFloats(lock.noise));
+  if (lock) params.set('lock', noiseText(lock));
   if (model) params.set('m', model);
   return params.toString();
+}
+
+/** A link's noise text (noiseText) read back: { ref, seed, index }, { noise }, or null if it is neither. */
+function readNoiseText(text, manifest) {
+  const ref = /^(\d{1,10})\.(\d{1,2})$/.exec(text);
+  if (ref) {
+    const [seed, index] = [Number(ref[1]), Number(ref[2])];
+    return seed < 2 ** 32 && index < 64 ? { ref: text, seed, index } : null;
+  }
+  const noise = decodeFloats(text);
+  return noise?.length === manifest.noise_dim ? { noise } : null;
 }
 
 /**
  * Inverse of encodeState. A link may be hand-edited, truncated or made for another model: a part that
  * cannot be used (a seed that is not a whole number, a tag the model lacks, a lock that is neither
- * "seed.index" nor noise of the model's size, two tags of an at-most-one group at once) is left out, and
- * its key listed in `dropped`, so the page can say so and still draw the rest. Never throws.
+ * "seed.index" nor noise of the model's size, two tags of an at-most-one group at once, labels that are
+ * not one value in [0, 1] per tag) is left out, and its key listed in `dropped`, so the page can say so
+ * and still draw the rest. Never throws. `variations` ({ seed, of (as `lock`), labels }) is null unless v,
+ * of and y can all be used.
  */
 export function decodeState(hash, manifest) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
@@ -111,21 +137,20 @@ export function decodeState(hash, manifest) {
     else if (off.size === group.tags.length) choices[group.name] = NONE;
     else dropped.add('off');  // "not long hair" alone is no choice the page offers
   }
-  let lock = null;
-  if (params.has('lock')) {
-    const text = params.get('lock');
-    const ref = /^(\d{1,10})\.(\d{1,2})$/.exec(text);
-    const noise = ref ? null : decodeFloats(text);
-    if (ref && Number(ref[1]) < 2 ** 32 && Number(ref[2]) < 64) {
-      lock = { ref: text, seed: Number(ref[1]), index: Number(ref[2]) };
-    } else if (noise?.length === manifest.noise_dim) {
-      lock = { noise };
-    } else {
-      dropped.add('lock');
-    }
+  const lock = params.has('lock') ? readNoiseText(params.get('lock'), manifest) : null;
+  if (params.has('lock') && !lock) dropped.add('lock');
+  let variations = null;
+  if (params.has('v')) {
+    const seed = uint('v');
+    const face = readNoiseText(params.get('of') ?? '', manifest);
+    const labels = decodeFloats(params.get('y') ?? '');
+    const labelsOk = labels?.length === manifest.tags.length && labels.every((value) => value >= 0 && value <= 1);
+    if (!face) dropped.add('of');
+    if (!labelsOk) dropped.add('y');
+    if (seed !== null && face && labelsOk) variations = { seed, of: face, labels };
   }
   return {
-    seed: uint('s'), tagSeed: uint('t'), n: uint('n', 1), choices, lock, model: params.get('m'),
+    seed: uint('s'), tagSeed: uint('t'), n: uint('n', 1), choices, lock, model: params.get('m'), variations,
     dropped: [...dropped],
   };
 }
