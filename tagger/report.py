@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -19,24 +20,30 @@ CANDIDATES = np.round(np.arange(0.05, 0.96, 0.05), 2)
 FINE = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
+def known_scores(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary,
+                 tags: Iterable[str] | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(tag, probabilities, truth) over the images whose label of the tag is known, for `tags` (default: every
+    tag outside the exclusive groups, those that have thresholds)."""
+    if tags is None:
+        tags = [t for g in vocab.groups if not g.exclusive for t in g.tags]
+    for tag in tags:
+        c = vocab.index(tag)
+        known = labels[:, c] >= 0
+        yield tag, probs[known, c], labels[known, c] == 1
+
+
 def calibrate_thresholds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary) -> dict[str, float]:
     """Per non-exclusive tag, the threshold with the best F1 on these (validation) images; 0.5 if unlabelled."""
     thresholds = {}
-    for group in vocab.groups:
-        if group.exclusive:
-            continue
-        for tag in group.tags:
-            c = vocab.index(tag)
-            known = labels[:, c] >= 0
-            truth, p = labels[known, c] == 1, probs[known, c]
-            best, best_f1 = 0.5, -1.0
-            for t in CANDIDATES if truth.any() else ():
-                pred = p >= t
-                tp = float((pred & truth).sum())
-                f1 = 2 * tp / max(float(pred.sum() + truth.sum()), 1.0)
-                if f1 > best_f1:
-                    best, best_f1 = float(t), f1
-            thresholds[tag] = best
+    for tag, p, truth in known_scores(probs, labels, vocab):
+        best, best_f1 = 0.5, -1.0
+        for t in CANDIDATES if truth.any() else ():
+            pred = p >= t
+            tp = float((pred & truth).sum())
+            f1 = 2 * tp / max(float(pred.sum() + truth.sum()), 1.0)
+            if f1 > best_f1:
+                best, best_f1 = float(t), f1
+        thresholds[tag] = best
     return thresholds
 
 
@@ -53,26 +60,20 @@ def confident_bounds(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, t
     decision threshold, so a tag outside them is decided the way the threshold decides it.
     """
     bounds = {}
-    for group in vocab.groups:
-        if group.exclusive:
-            continue
-        for tag in group.tags:
-            c = vocab.index(tag)
-            known = labels[:, c] >= 0
-            truth, p = labels[known, c] == 1, probs[known, c]
-            threshold = thresholds.get(tag, 0.5)
-            hi, lo = 1.0, 0.0
-            for t in FINE:
-                above = p >= t
-                if above.sum() >= min_count and truth[above].mean() >= precision:
-                    hi = max(float(t), threshold)
-                    break
-            for t in FINE[::-1]:
-                below = p < t
-                if below.sum() >= min_count and (~truth[below]).mean() >= precision:
-                    lo = min(float(t), threshold)
-                    break
-            bounds[tag] = [lo, hi]
+    for tag, p, truth in known_scores(probs, labels, vocab):
+        threshold = thresholds.get(tag, 0.5)
+        hi, lo = 1.0, 0.0
+        for t in FINE:
+            above = p >= t
+            if above.sum() >= min_count and truth[above].mean() >= precision:
+                hi = max(float(t), threshold)
+                break
+        for t in FINE[::-1]:
+            below = p < t
+            if below.sum() >= min_count and (~truth[below]).mean() >= precision:
+                lo = min(float(t), threshold)
+                break
+        bounds[tag] = [lo, hi]
     return bounds
 
 

@@ -138,6 +138,15 @@ def spread_to_groups(labels: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def overlay_by_group(labels: np.ndarray, extras: Sequence[np.ndarray], groups: np.ndarray) -> np.ndarray:
+    """`labels` with each of `extras` (same shape, -1 unknown) laid over it in turn, each first given to whole
+    face groups (`spread_to_groups`): a later one wins wherever it knows."""
+    for extra in extras:
+        extra = spread_to_groups(extra, groups)
+        labels = np.where(extra >= 0, extra, labels).astype(np.int8)
+    return labels
+
+
 @dataclass
 class TrainingData:
     """All sources in one place: images (N x R x R x 3), labels over the union vocabulary, splits."""
@@ -247,9 +256,7 @@ def load_training_data(sources: Sequence[Source], fractions: Sequence[float] = (
         names = names if names is not None else [str(i) for i in range(n)]    # no files to match, see above
         gold_labels, gold_named, gold_matched = labels_by_name(names, gold, vocab, str(packed.path))
         weak_labels, _, weak_matched = labels_by_name(names, weak, vocab, str(packed.path))
-        for extra in (weak_labels, gold_labels):          # labels checked by eye win over weak ones
-            extra = spread_to_groups(extra, groups)
-            labels = np.where(extra >= 0, extra, labels).astype(np.int8)
+        labels = overlay_by_group(labels, [weak_labels, gold_labels], groups)   # checked by eye wins
         annotated = np.isin(groups, groups[gold_named])
         packed_val = np.zeros(n, bool)
         packed_val[packed.indices("val")] = True

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from common.files import atomic_path
 from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, load_state, load_tagger, save_tagger,
                           tagger_loss)
-from tagger.report import calibrate_thresholds, confident_bounds, evaluate, write_report
+from tagger.report import calibrate_thresholds, confident_bounds, evaluate, known_scores, write_report
 from tagger.sources import Source, TrainingData, load_training_data
 
 STATE = "state.pt"
@@ -166,10 +166,8 @@ def decided_accuracy(probs: np.ndarray, labels: np.ndarray, vocab, bounds: dict[
     """Per tag with bounds: the share of these faces the tagger decides (outside its bounds) and how many of
     those it gets right; what a set tagged with it will hold, measured on faces the bounds were not fitted to."""
     out = {}
-    for tag, (lo, hi) in bounds.items():
-        c = vocab.index(tag)
-        known = labels[:, c] >= 0
-        p, truth = probs[known, c], labels[known, c] == 1
+    for tag, p, truth in known_scores(probs, labels, vocab, bounds):
+        lo, hi = bounds[tag]
         on, off = p >= hi, p < lo
         decided = on | off
         out[tag] = {"decided": round(float(decided.mean()), 3) if len(p) else None,

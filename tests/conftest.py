@@ -45,5 +45,19 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, one per test module; skips the tests that use it where either
+    is missing."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from webapp.headless import CHROMIUM, launch
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
 def needs_shared_data() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")

@@ -14,7 +14,7 @@ import pytest
 
 from static_host import serve_folder
 from webapp import DEFAULT_ORT_DIR
-from webapp.headless import CHROMIUM, launch
+from webapp.headless import CHROMIUM
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "default"
@@ -26,15 +26,7 @@ pytestmark = [
     pytest.mark.skipif(not DEFAULT_ORT_DIR.is_dir(), reason="onnxruntime-web is not installed (run `npm ci`)"),
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
+pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")

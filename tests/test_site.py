@@ -14,7 +14,6 @@ import pytest
 
 from static_host import serve_folder
 from webapp import DEFAULT_ORT_DIR
-from webapp.headless import CHROMIUM, launch
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "models" / "default"
@@ -132,17 +131,6 @@ def test_refuses_a_folder_it_did_not_make_and_a_broken_model(site, tmp_path, cap
 
 
 # ---------------------------------------------------------------- in the browser
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
 
 def open_page(page, url: str) -> dict:
     page.goto(url)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from common.images import load_rgb, skip_reason
 from common.packed import face_groups, split_by_group, write_packed
 from common.vocab import Vocabulary, canonical
-from tagger.sources import labels_by_name, read_label_file, spread_to_groups
+from tagger.sources import labels_by_name, overlay_by_group, read_label_file
 from tagger.tagfile import open_text, read_tag_file, read_tag_rows
 
 THUMB = 16
@@ -92,10 +92,7 @@ def with_extra_labels(own: np.ndarray, own_vocab: Vocabulary, extras: Sequence[n
     Each file's labels are first given to whole face groups, then a later file wins over an earlier one
     (a face checked by eye over the tagger's guess for its mirror twin), and the source's known values win
     over every file: the files fill what it leaves unknown or does not tag at all."""
-    filled = np.full((len(own), len(vocab)), -1, np.int8)
-    for extra in extras:
-        extra = spread_to_groups(extra, groups)
-        filled = np.where(extra >= 0, extra, filled)
+    filled = overlay_by_group(np.full((len(own), len(vocab)), -1, np.int8), extras, groups)
     labels = np.full((len(own), len(vocab)), -1, np.int8)
     labels[:, [vocab.index(t) for t in own_vocab.tags]] = own
     return np.where(labels >= 0, labels, filled).astype(np.int8)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,17 +45,24 @@ def serve(app: Flask, host: str, port: int, timeout: float = REQUEST_TIMEOUT) ->
 
 
 @contextmanager
+def in_background(server: socketserver.BaseServer, name: str) -> Iterator[str]:
+    """Run a listening server (ours, or the standard library's) in a thread until the block ends; yields the
+    base URL on 127.0.0.1."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+@contextmanager
 def serve_in_background(app: Flask, quiet: bool = True, timeout: float = REQUEST_TIMEOUT) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 (port chosen by the OS) in a thread until the block ends; yields the base
     URL."""
     if quiet:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = serve(app, "127.0.0.1", 0, timeout)
-    thread = threading.Thread(target=server.serve_forever, name="kyara-serve", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.port}/"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with in_background(serve(app, "127.0.0.1", 0, timeout), "kyara-serve") as url:
+        yield url
