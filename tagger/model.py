@@ -1,7 +1,7 @@
 """The tagger: an Illustration2Vec-style multi-label CNN, and `load_tagger` for everything that uses one.
 
-A timm backbone (created with `pretrained=False`: nothing is downloaded; a local weights file may be given)
-pools an image to a feature vector, and one linear layer maps it to one logit per vocabulary tag. Groups
+A backbone (`tagger.backbones`: Kyara's plain full-resolution CNN, or a timm model created with
+`pretrained=False`: nothing is downloaded; a local weights file may be given) pools an image to a feature vector, and one linear layer maps it to one logit per vocabulary tag. Groups
 decide how logits become probabilities: an exclusive group (hair colour, eye colour) is a softmax over its
 tags, because a face has exactly one hair colour; every other tag is an independent sigmoid.
 
@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -24,10 +23,11 @@ from torch import nn
 
 from common.files import atomic_path, write_text_atomic
 from common.vocab import Vocabulary
+from tagger.backbones import create_backbone
 
-# mobilenetv4_conv_small_050: 0.96 M parameters (3.8 MB in fp32), the fastest CPU training step of the small
-# timm backbones we timed at 64 px (about half of resnet10t's, which also has 5x the parameters).
-DEFAULT_BACKBONE = "mobilenetv4_conv_small_050"
+# The plain full-resolution CNN (`tagger.backbones`): the small timm backbones we tried (MobileNetV4, also on
+# inputs upsampled to 128 px) learn colours and hair length at 64 px but not expression.
+DEFAULT_BACKBONE = "kyara_plain_32"
 SHIPPED = Path(__file__).parent / "weights"
 WEIGHTS, CONFIG = "tagger.safetensors", "tagger.json"
 
@@ -57,7 +57,7 @@ class TaggerNet(nn.Module):
 
     def __init__(self, backbone: str, n_tags: int, backbone_weights: str | Path | None = None):
         super().__init__()
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0)
+        self.backbone = create_backbone(backbone)
         if backbone_weights is not None:
             load_backbone_weights(self.backbone, backbone_weights)
         # timm's pooled width: `head_hidden_size` when the backbone ends in a pre-logits layer (MobileNetV4).
