@@ -60,9 +60,10 @@ def faces_from_folder(folder: str | Path, tag: str, tag_file: str | Path | None 
     folder = Path(folder)
     tag_path = Path(tag_file) if tag_file else folder / "tags.csv"
     rows = read_tag_file(tag_path)
-    with open(tag_path, newline="", encoding="utf-8") as f:
-        probs = {r["path"]: float(r[f"p:{tag}"]) for r in csv.DictReader(f) if r.get(f"p:{tag}")}
-    return [Face(name, load_rgb(folder / name), int(tag in tags), probs.get(name)) for name, tags in rows.items()]
+    prob_tags, probs, _ = read_tag_columns(tag_path)
+    column = prob_tags.index(tag) if tag in prob_tags else None
+    by_name = {name: p[column] for name, p in zip(rows, probs)} if column is not None and probs else {}
+    return [Face(name, load_rgb(folder / name), int(tag in tags), by_name.get(name)) for name, tags in rows.items()]
 
 
 def faces_from_packed(packed: PackedSet, tag: str, tagger: Tagger | WDTagger | None = None) -> list[Face]:

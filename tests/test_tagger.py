@@ -218,3 +218,19 @@ def test_shipped_tagger_loads_and_predicts():
     assert probs.shape == (2, len(tagger.vocab))
     assert {g.name for g in tagger.vocab.exclusive_groups} == {"hair colour", "eye colour"}
     assert tagger.features(images).shape[0] == 2
+
+
+def test_backbones_by_name_plain_cnn_keeps_full_resolution_in_its_first_block():
+    from tagger.backbones import PlainCNN, create_backbone
+
+    plain = create_backbone("kyara_plain_16").eval()
+    assert isinstance(plain, PlainCNN) and plain.num_features == 64
+    first_conv = plain.blocks[0][0]
+    assert first_conv.stride == (1, 1)                                     # sees every pixel of a 64 px face
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert plain(x).shape == (3, 64)
+        np.testing.assert_allclose(plain(x[:1]).numpy(), plain(x)[:1].numpy(), atol=1e-5)   # per image
+    assert type(create_backbone("mobilenetv4_conv_small_050")).__module__.startswith("timm.")
+    with pytest.raises(RuntimeError, match="no_such_net"):
+        create_backbone("no_such_net")
