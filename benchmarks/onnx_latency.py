@@ -1,10 +1,11 @@
-"""File size and onnxruntime CPU latency of each variant of an exported model (fp32, int8).
+"""File size and onnxruntime CPU latency of each variant of an exported model (fp32, int8, compact).
 
     python benchmarks/onnx_latency.py models/default [--threads 1] [--runs 20]
 
 Prints one `name: value unit` per line. Latency is the median wall time of one `session.run` for a batch
-of 1 and of 16 faces drawn from the priors, after warm-up runs. A measurement, not a test: CI never
-asserts on it.
+of 1 and of 16 faces drawn from the priors, after warm-up runs, each variant opened as `export.runtime` opens
+it (with its `session_config`). A variant with a `session_config` is also timed without it (`.no_config`), to
+show what the config buys. A measurement, not a test: CI never asserts on it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import onnxruntime as ort
 
 from export.manifest import MANIFEST_FILE
 from export.quantize import generator_inputs
+from export.runtime import open_session
 
 
 def latency_ms(session: ort.InferenceSession, inputs: dict, runs: int) -> float:
@@ -47,12 +49,14 @@ def main() -> None:
         print(f"{prefix}.size: {variant['bytes'] / 1e6:.3f} MB")
         if "psnr_db_vs_fp32" in variant:
             print(f"{prefix}.psnr_vs_fp32: {variant['psnr_db_vs_fp32']} dB")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = args.threads
-        session = ort.InferenceSession(str(folder / variant["file"]), options, providers=["CPUExecutionProvider"])
+        configs = {"": variant.get("session_config", {})}
+        if configs[""]:
+            configs[".no_config"] = {}
+        sessions = {k: open_session(folder / variant["file"], args.threads, c) for k, c in configs.items()}
         for batch in (1, 16):
-            ms = latency_ms(session, generator_inputs(manifest, batch, seed=0), args.runs)
-            print(f"{prefix}.latency_batch{batch}: {ms:.1f} ms")
+            for suffix, session in sessions.items():       # side by side, so that the box's noise hits both
+                ms = latency_ms(session, generator_inputs(manifest, batch, seed=0), args.runs)
+                print(f"{prefix}{suffix}.latency_batch{batch}: {ms:.1f} ms")
 
 
 if __name__ == "__main__":

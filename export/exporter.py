@@ -14,7 +14,7 @@ import onnx
 from common.files import atomic_path, write_text_atomic
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
-from export.quantize import COMPACT_SCHEME, SCHEME, psnr, quantize_compact, quantize_int8
+from export.quantize import COMPACT_SCHEME, COMPACT_SESSION_CONFIG, SCHEME, psnr, quantize_compact, quantize_int8
 from training.checkpoint import load_generator, resolve_checkpoint, step_of
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "compact": "model.compact.onnx"}
@@ -63,7 +63,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
         manifest = build_manifest(
             name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab,
             priors=priors, resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
-            variants=[{"file": file, "precision": precision} for precision, file in FILES.items()],
+            variants=[{"file": file, "precision": precision,
+                       **({"session_config": COMPACT_SESSION_CONFIG} if precision == "compact" else {})}
+                      for precision, file in FILES.items()],
             training=training_info(ckpt, cfg.name, data, eval_path),
         )
         quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)

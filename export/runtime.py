@@ -30,23 +30,44 @@ def sample_labels(manifest: dict, n: int, rng: np.random.Generator, chosen: Sequ
     return Vocabulary(manifest["tags"]).sample_labels([priors[t] for t in manifest["tags"]], n, rng, chosen)
 
 
+def session_config(manifest: dict, file_name: str) -> dict[str, str]:
+    """The onnxruntime session config entries the manifest's variant of `file_name` asks for (none: {})."""
+    variant = next((v for v in manifest.get("variants", ()) if v.get("file") == file_name), {})
+    return dict(variant.get("session_config", {}))
+
+
+def open_session(path: Path, threads: int = 0, config: dict[str, str] | None = None,
+                 optimized_copy: Path | None = None) -> ort.InferenceSession:
+    """A CPU session for `path` with `config` entries; `optimized_copy` saves the graph onnxruntime runs."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
+    if optimized_copy is not None:
+        options.optimized_model_filepath = str(optimized_copy)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not an ONNX model onnxruntime can load ({reason})") from None
+
+
 class Generator:
     """An exported Kyara generator: the .onnx file, or a model folder (its manifest's default file)."""
 
     def __init__(self, model: str | Path, threads: int = 0):
         self.path = model_file(model)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{self.path}: not an ONNX model onnxruntime can load ({reason})") from None
+        self.session = open_session(self.path, threads)
         metadata = self.session.get_modelmeta().custom_metadata_map
         if MANIFEST_KEY not in metadata:
             raise ValueError(f"{self.path}: an ONNX model, but not one made by `kyara export` "
                              f"(no {MANIFEST_KEY!r} in its metadata)")
         self.manifest: dict = json.loads(metadata[MANIFEST_KEY])
+        # The file's variant entry may ask for session config (the compact variant: fold its weights at load);
+        # it is only known once the file's own manifest is read, so such a file is opened a second time.
+        self.session_config: dict[str, str] = session_config(self.manifest, self.path.name)
+        if self.session_config:
+            self.session = open_session(self.path, threads, self.session_config)
         self.vocab = Vocabulary(self.manifest["tags"])
         # The groups decide which tags exclude each other; the page reads them from the manifest, so this
         # runtime must agree with it, not only with the vocabulary it rebuilds from the tag list.

@@ -1,9 +1,10 @@
 """The tagger: an Illustration2Vec-style multi-label CNN, and `load_tagger` for everything that uses one.
 
 A backbone (`tagger.backbones`: Kyara's plain full-resolution CNN, or a timm model created with
-`pretrained=False`: nothing is downloaded; a local weights file may be given) pools an image to a feature vector, and one linear layer maps it to one logit per vocabulary tag. Groups
-decide how logits become probabilities: an exclusive group (hair colour, eye colour) is a softmax over its
-tags, because a face has exactly one hair colour; every other tag is an independent sigmoid.
+`pretrained=False`: nothing is downloaded; a local weights file may be given) pools an image to a feature
+vector, and one linear layer maps it to one logit per vocabulary tag. Groups decide how logits become
+probabilities: an exclusive group (hair colour, eye colour) is a softmax over its tags, because a face has
+exactly one hair colour; every other tag is an independent sigmoid.
 
 The saved tagger is two files side by side: `tagger.safetensors` (weights) and `tagger.json` (vocabulary,
 backbone name, input size, normalisation, per-tag thresholds). The shipped one lives in `tagger/weights/`.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ class TaggerNet(nn.Module):
 
     def __init__(self, backbone: str, n_tags: int, backbone_weights: str | Path | None = None):
         super().__init__()
+        self.backbone_name = backbone
         self.backbone = create_backbone(backbone)
         if backbone_weights is not None:
             load_backbone_weights(self.backbone, backbone_weights)
@@ -201,8 +203,11 @@ class Tagger:
 
 
 def save_tagger(out_dir: str | Path, net: TaggerNet, config: TaggerConfig) -> Path:
-    """Write tagger.safetensors and tagger.json; each goes to a temporary name first, then is renamed."""
+    """Write tagger.safetensors and tagger.json; each goes to a temporary name first, then is renamed.
+
+    The backbone written is the net's own, whatever `config` says, so the pair always loads."""
     out_dir = Path(out_dir)
+    config = replace(config, backbone=net.backbone_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     with atomic_path(out_dir / WEIGHTS) as tmp:

@@ -156,6 +156,23 @@ def test_compact_has_small_weights_and_float_arithmetic(model_dir: Path) -> None
     assert variant["psnr_db_vs_fp32"] >= 35.0 and "fp32 arithmetic" in variant["quantization"]
 
 
+def test_compact_weights_are_expanded_once_at_load(model_dir: Path, tmp_path: Path) -> None:
+    """The compact variant's session config makes onnxruntime fold its DequantizeLinear nodes into fp32 weights
+    when the session is created (without it they run on every call); the runtime opens the file with it."""
+    from export.runtime import Generator, open_session, session_config
+
+    compact = model_dir / "model.compact.onnx"
+    config = session_config(manifest_of(model_dir), compact.name)
+    assert config and Generator(compact).session_config == config
+    assert Generator(model_dir / "model.onnx").session_config == {}
+    ran = {}
+    for name, entries in (("plain", {}), ("configured", config)):
+        open_session(compact, 1, entries, optimized_copy=tmp_path / f"{name}.onnx")
+        ran[name] = [n.op_type for n in onnx.load(str(tmp_path / f"{name}.onnx")).graph.node]
+    assert "DequantizeLinear" in ran["plain"] and "DequantizeLinear" not in ran["configured"]
+    assert ran["configured"].count("Conv") + ran["configured"].count("FusedConv") >= 3
+
+
 def test_export_defaults_to_the_compact_variant(checkpoint: Path, tmp_path: Path) -> None:
     from kyara.cli import main
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "m")]) == 0

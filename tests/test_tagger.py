@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tagger.model import (SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, tagger_loss,
-                          tags_from_probabilities)
+from tagger.model import (SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger, probabilities, save_tagger,
+                          tagger_loss, tags_from_probabilities)
 from common.packed import write_packed
 from common.vocab import Vocabulary
 from tagger.report import average_precision, calibrate_thresholds
@@ -234,3 +234,13 @@ def test_backbones_by_name_plain_cnn_keeps_full_resolution_in_its_first_block():
     assert type(create_backbone("mobilenetv4_conv_small_050")).__module__.startswith("timm.")
     with pytest.raises(RuntimeError, match="no_such_net"):
         create_backbone("no_such_net")
+
+
+def test_a_saved_tagger_records_the_backbone_of_its_net(tmp_path):
+    vocab = Vocabulary(["blue hair", "red hair", "smile"])
+    net = TaggerNet("kyara_plain_16", len(vocab)).eval()
+    save_tagger(tmp_path, net, TaggerConfig(vocab.to_json(), backbone="mobilenetv4_conv_small_050"))
+    loaded = load_tagger(tmp_path)
+    assert loaded.config.backbone == "kyara_plain_16"
+    images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(loaded.predict(images), Tagger(net, loaded.config).predict(images), atol=1e-6)

@@ -69,6 +69,8 @@ export function defaultThreads() {
  * Load the runtime and one model file.
  * options: ortBase (URL folder of onnxruntime-web's dist files), modelUrl, modelSize (bytes, for the
  * progress; 0 if unknown), what (the model's name in messages), noiseDim, tagCount, resolution, threads,
+ * sessionConfig (the variant's `session_config`: onnxruntime config entries, e.g. the compact variant's
+ * { 'session.disable_quant_qdq': '1' }, which folds its stored weights into fp32 ones once, at load),
  * webgpu (false: WebAssembly only), onProgress(kind, loaded, total) with kind 'wasm' or 'model'.
  * Returns { backend, threads, urls (the onnxruntime-web files used), modelBytes, run(noise, labels, n),
  * release() }. A WebGPU adapter that then fails to run the model falls back to WebAssembly.
@@ -133,6 +135,7 @@ async function loadWith(build, adapter, options) {
     session = await ort.InferenceSession.create(modelBytes, {
       executionProviders: [adapter ? 'webgpu' : 'wasm'],
       graphOptimizationLevel: 'all',
+      extra: { ...options.sessionConfig },  // flat "session.x" keys are passed on as they are
     });
   } catch (err) {
     throw new LoadError(`Could not start ${what}: ${err.message ?? err}`);

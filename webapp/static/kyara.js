@@ -145,6 +145,7 @@ export async function loadGenerator(modelUrl, options = {}) {
     noiseDim: manifest.noise_dim,
     tagCount: manifest.tags.length,
     resolution: manifest.resolution,
+    sessionConfig: variant.session_config,
     threads: options.threads ?? defaultThreads(),
     webgpu: options.webgpu,
     onProgress: options.onProgress,
