@@ -64,7 +64,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
             name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab,
             priors=priors, resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
             variants=[{"file": file, "precision": precision,
-                       **({"session_config": COMPACT_SESSION_CONFIG} if precision == "compact" else {})}
+                       **({"session_config": dict(COMPACT_SESSION_CONFIG)} if precision == "compact" else {})}
                       for precision, file in FILES.items()],
             training=training_info(ckpt, cfg.name, data, eval_path),
         )

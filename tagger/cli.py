@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init", help="start from this tagger folder (its backbone and the head rows of the tags it "
                                   "knows), e.g. tagger/weights")
     t.add_argument("--out", required=True, help="output folder (re-run to continue an interrupted run)")
-    t.add_argument("--backbone", help="kyara_plain_32 (the default) or kyara_plain_16: the plain full-resolution CNN; "
-                                      "or a timm model name")
+    t.add_argument("--backbone", help="kyara_plain_32 (the default; with --init, the init "
+                                      "tagger's) or kyara_plain_16: the plain full-resolution CNN; or a timm model name")
     t.add_argument("--backbone-weights", help="local weights file for the backbone (nothing is downloaded)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)
@@ -115,12 +115,11 @@ def _tag_threshold(text: str) -> tuple[str, float]:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from tagger.model import DEFAULT_BACKBONE
     from tagger.sources import Source
     from tagger.train import train_tagger
     if args.threads:
         torch.set_num_threads(args.threads)
-    tagger = train_tagger([Source(**s) for s in args.sources], args.out, backbone=args.backbone or DEFAULT_BACKBONE,
+    tagger = train_tagger([Source(**s) for s in args.sources], args.out, backbone=args.backbone,
                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           backbone_weights=args.backbone_weights, device=args.device, oversample=args.oversample,
                           min_positives=args.min_positives, init=args.init)

@@ -71,7 +71,7 @@ def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
             net.head.bias[vocab.index(tag)] = start.net.head.bias[start.vocab.index(tag)]
 
 
-def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEFAULT_BACKBONE, epochs: int = 10,
+def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | None = None, epochs: int = 10,
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.05,
                  backbone_weights: str | Path | None = None, seed: int = 0, device: str = "cpu",
                  limit: int | None = None, oversample: int = 1, fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -79,8 +79,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEF
     """Train, then calibrate thresholds and write the tagger and its report into `out`.
 
     `init` starts from a trained tagger (its backbone, and the head rows of the tags it knows), e.g. the
-    shipped colour tagger, so that training goes to the new tags. `limit` caps the number of training
-    images (for smoke tests).
+    shipped colour tagger, so that training goes to the new tags. `backbone` defaults to the init tagger's,
+    else to `DEFAULT_BACKBONE`. `limit` caps the number of training images (for smoke tests).
     """
     data = load_training_data(sources, fractions, seed, min_positives)
     vocab = data.vocab
@@ -96,11 +96,13 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str = DEF
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resolution = int(data.images.shape[1])
+    start = load_tagger(init) if init is not None else None
+    backbone = backbone or (start.config.backbone if start is not None else DEFAULT_BACKBONE)
     config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=resolution)
     tagger = Tagger(TaggerNet(backbone, len(vocab), backbone_weights), config, device)
     net = tagger.net
-    if init is not None:
-        start_from(net, vocab, load_tagger(init), backbone)
+    if start is not None:
+        start_from(net, vocab, start, backbone)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = len(epoch_order(data, train_idx, oversample, np.random.default_rng(0)))
     steps_per_epoch = math.ceil(per_epoch / batch_size)

@@ -85,3 +85,17 @@ def test_corrections_train_the_tagger_and_bad_ids_are_refused(tmp_path, capsys):
     assert main(["review", "apply", str(tmp_path / "wrong.csv"), str(folder / "tags.csv")]) == 2
     assert "wrong.csv: 1 ids are not in" in capsys.readouterr().err
     assert (folder / "tags.csv").read_text() == before
+
+
+def test_a_tag_file_naming_an_image_twice_is_refused_not_misaligned(tmp_path):
+    """Probabilities come one per CSV row and tags one per image: a repeated image would shift every later
+    face onto the row before's probability, so it is refused; blank lines are skipped by both."""
+    folder, _ = crop_folder(tmp_path / "crops")
+    lines = (folder / "tags.csv").read_text().splitlines()
+    (folder / "tags.csv").write_text("\n".join([lines[0], lines[1], "", *lines[2:]]) + "\n")
+    written = review_sheets(folder, "smile", tmp_path / "blank", ranked=True)
+    order = [r[0] for r in csv.reader(written[-1].open())][1:]
+    assert order == [f"face{i}.png" for i in np.argsort(-np.array(SMILE), kind="stable")]
+    (folder / "tags.csv").write_text("\n".join([lines[0], lines[1], lines[1], *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match="tags.csv: 1 images appear in more than one row"):
+        review_sheets(folder, "smile", tmp_path / "twice", ranked=True)
