@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "knows), e.g. tagger/weights")
     t.add_argument("--out", required=True, help="output folder (re-run to continue an interrupted run)")
     t.add_argument("--backbone", help="kyara_plain_32 (the default; with --init, the init "
-                                      "tagger's) or kyara_plain_16: the plain full-resolution CNN; or a timm model name")
+                                      "tagger's) or kyara_plain_16: the plain full-resolution CNN; "
+                                      "or a timm model name")
     t.add_argument("--backbone-weights", help="local weights file for the backbone (nothing is downloaded)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)
