@@ -29,7 +29,7 @@ from common.vocab import TagError, canonical
 from tagger.model import Tagger
 from tagger.sources import read_label_file
 from tagger.tag import open_tagger
-from tagger.tagfile import read_tag_columns, read_tag_file, write_tag_file
+from tagger.tagfile import read_tag_columns_by_row, read_tag_file, write_tag_file
 from tagger.wd import WDTagger
 
 CELL = 168          # px per face on a sheet (the annotators' sheets showed the 64 px crops at 168 px)
@@ -55,23 +55,12 @@ def _tag_of(name: str) -> str:
     return tag
 
 
-def columns_by_row(tag_path: Path, rows: dict[str, list[str]]) \
-        -> tuple[list[str], list[list[float]] | None, dict[str, list[str]] | None]:
-    """`read_tag_columns` of a tag file whose `read_tag_file` rows are `rows`. The columns come one per CSV row
-    and the rows one per image, so a file naming an image twice is refused rather than paired wrongly."""
-    prob_tags, probs, undecided = read_tag_columns(tag_path)
-    if probs is not None and len(probs) != len(rows):
-        raise ValueError(f"{tag_path}: {len(probs) - len(rows)} images appear in more than one row; keep one row "
-                         "per image")
-    return prob_tags, probs, undecided
-
-
 def faces_from_folder(folder: str | Path, tag: str, tag_file: str | Path | None = None) -> list[Face]:
     """The faces of a crop folder's tag file, with the tag's probability where the file has `p:<tag>`."""
     folder = Path(folder)
     tag_path = Path(tag_file) if tag_file else folder / "tags.csv"
     rows = read_tag_file(tag_path)
-    prob_tags, probs, _ = columns_by_row(tag_path, rows)
+    prob_tags, probs, _ = read_tag_columns_by_row(tag_path, rows)
     column = prob_tags.index(tag) if tag in prob_tags else None
     by_name = {name: p[column] for name, p in zip(rows, probs)} if column is not None else {}
     return [Face(name, load_rgb(folder / name), int(tag in tags), by_name.get(name)) for name, tags in rows.items()]
@@ -173,7 +162,7 @@ def apply_corrections(corrections: str | Path, tag_file: str | Path) -> dict[str
     unknown = [name for name in table.rows if name not in rows]
     if unknown:
         raise ValueError(f"{corrections}: {len(unknown)} ids are not in {tag_path}, e.g. {unknown[0]!r}")
-    prob_tags, probs, undecided = columns_by_row(tag_path, rows)
+    prob_tags, probs, undecided = read_tag_columns_by_row(tag_path, rows)
     changed = dict.fromkeys(table.tags, 0)
     for name, values in table.rows.items():
         for tag, value in values.items():

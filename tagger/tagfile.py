@@ -82,5 +82,17 @@ def read_tag_columns(path: str | Path) -> tuple[list[str], list[list[float]] | N
     return prob_tags, probs, unknown
 
 
+def read_tag_columns_by_row(path: str | Path, rows: Mapping[str, Sequence[str]]) \
+        -> tuple[list[str], list[list[float]] | None, dict[str, list[str]] | None]:
+    """`read_tag_columns` of a tag file whose `read_tag_file` rows are `rows`, checked to pair with them: the
+    columns come one per CSV row and the rows one per image, so a file naming an image twice is refused rather
+    than paired wrongly."""
+    prob_tags, probs, undecided = read_tag_columns(path)
+    if probs is not None and len(probs) != len(rows):
+        raise ValueError(f"{path}: {len(probs) - len(rows)} images appear in more than one row; keep one row "
+                         "per image")
+    return prob_tags, probs, undecided
+
+
 def open_text(stream: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(stream, encoding="utf-8", newline="")
