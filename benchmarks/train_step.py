@@ -5,7 +5,7 @@ penalty, both optimizer steps, EMA) on random data, and the FLOPs it costs.
     python benchmarks/train_step.py --config paper --batch 16 --recipe configs/recipe-ab-new.json
 
 With --recipe, the same config is measured twice, as it is ("old") and with the recipe file's switches
-on top ("new": augmentation, lazy penalty, upsampling, ...), in alternating rounds, so that a noisy box
+on top ("new": augmentation, lazy penalty, upsampling, G's widths, ...), in alternating rounds, so that a noisy box
 slows both alike; the speed-up is the ratio of their median rounds. FLOPs are averaged over a full
 cycle of the lazy penalty (gp_every steps), not one step.
 
@@ -45,14 +45,16 @@ def sync(device: torch.device) -> None:
 
 
 RECIPE_KEYS = ("augment", "gp_every", "standing_stats")
-RECIPE_MODEL_KEYS = ("upsample", "icnr", "rgb_kernel")
+# G's shape counts as a switch too: a narrower generator is the other way to more images per CPU-second.
+RECIPE_MODEL_KEYS = ("upsample", "icnr", "rgb_kernel", "g_channels", "g_blocks", "g_up_channels")
 
 
 def recipe_overrides(path: str) -> list[str]:
     """The recipe switches of a config file as --set overrides, so they can go on top of another config."""
     data = json.loads(Path(path).read_text())
     sets = [f"{k}={data[k]}" for k in RECIPE_KEYS if k in data]
-    return sets + [f"model.{k}={v}" for k, v in data.get("model", {}).items() if k in RECIPE_MODEL_KEYS]
+    return sets + [f"model.{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                   for k, v in data.get("model", {}).items() if k in RECIPE_MODEL_KEYS]
 
 
 def measure(trainer: Trainer, batch: int, rounds: list[float], steps: int) -> None:

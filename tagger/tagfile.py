@@ -69,17 +69,33 @@ def read_tag_columns(path: str | Path) -> tuple[list[str], list[list[float]] | N
     """Our format's extra columns, in row order: the `p:<tag>` tags and probabilities (none: [], None) and the
     `unknown` tags per image (None when the file has no such column)."""
     with open(path, newline="", encoding="utf-8") as f:
-        table = [row for row in csv.reader(f) if row and row[0].strip()]
-    header = [c.strip() for c in table[0]] if table else []
+        reader = csv.reader(f)
+        table = [(reader.line_num, row) for row in reader if row and row[0].strip()]
+    header = [c.strip() for c in table[0][1]] if table else []
     if header[:2] != ["path", "tags"]:
         return [], None, None
     prob_tags = [c[2:] for c in header if c.startswith("p:")]
-    probs = [[float(v) for v in row[2:2 + len(prob_tags)]] for row in table[1:]] if prob_tags else None
+    probs = [[_probability(row, 2 + i, path, lineno, tag) for i, tag in enumerate(prob_tags)]
+             for lineno, row in table[1:]] if prob_tags else None
     unknown = None
     if header[-1] == "unknown":
         unknown = {row[0].strip(): [canonical(t) or t.strip().lower() for t in split_tag_text(row[-1])]
-                   for row in table[1:]}
+                   for _, row in table[1:]}
     return prob_tags, probs, unknown
+
+
+def _probability(row: Sequence[str], column: int, path: str | Path, lineno: int, tag: str) -> float:
+    """One `p:<tag>` cell as a number, or an error naming the file, line and column (an edited file may hold an
+    empty or mistyped cell)."""
+    cell = row[column].strip() if column < len(row) else ""
+    try:
+        value = float(cell)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        between = "" if value is None else " between 0 and 1"
+        raise ValueError(f"{path}:{lineno}: p:{tag}: expected a probability{between}, got {cell!r}")
+    return value
 
 
 def read_tag_columns_by_row(path: str | Path, rows: Mapping[str, Sequence[str]]) \

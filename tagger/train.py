@@ -111,7 +111,15 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     start_epoch = 0
     if (out / STATE).is_file():
         state = load_state(out / STATE, device)
-        net.load_state_dict(state["net"])
+        if state.get("backbone", backbone) != backbone:
+            raise ValueError(f"{out / STATE}: an interrupted run on backbone {state['backbone']!r}, not "
+                             f"{backbone!r}: pass --backbone {state['backbone']} to continue it, or a new --out")
+        try:
+            net.load_state_dict(state["net"])
+        except RuntimeError:
+            raise ValueError(f"{out / STATE}: an interrupted run of another network than {backbone!r} with "
+                             f"{len(vocab)} tags; continue it with its own --backbone and data, or use a new "
+                             "--out") from None
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
         print(f"kyara tagger train: continuing after epoch {start_epoch} of {epochs}")
@@ -146,7 +154,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         print(f"kyara tagger train: {json.dumps(record)}")
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1})
+        _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                          "backbone": backbone})
 
     tagger.net.eval()
     calibrate_probs = tagger.predict(data.images[calibrate_idx])

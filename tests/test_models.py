@@ -23,6 +23,23 @@ def test_output_shapes(resolution):
     assert adv.shape == (2,) and tags.shape == (2, 34)
 
 
+@pytest.mark.parametrize("upsample", ["shuffle", "resize"])
+def test_narrower_upsampling_stages_cut_the_full_resolution_convolutions(upsample):
+    """g_up_channels: each stage's own width; the last one feeds the output conv. Half the last width halves the
+    last stage's conv weights, and so its cost: they slide over the same map (64 x 64 for resize, 32 x 32 before
+    the pixel shuffle)."""
+    base = dict(resolution=64, g_channels=8, g_blocks=1, d_widths=(4, 8, 8, 8, 8), d_blocks=1, upsample=upsample)
+    wide, narrow = Generator(ModelConfig(**base), 34).eval(), Generator(ModelConfig(**base, g_up_channels=(8, 4)), 34)
+    assert narrow(torch.randn(2, 128), torch.zeros(2, 34)).shape == (2, 3, 64, 64)
+    assert narrow.to_rgb.in_channels == 4
+    assert narrow.upsample[1].conv.weight.numel() * 2 == wide.upsample[1].conv.weight.numel()
+    assert ModelConfig(**base, g_up_channels=[8, 4]).to_json()["g_up_channels"] == [8, 4]
+    assert load_config("cpu64", ["model.g_up_channels=24,12"]).model.g_up_channels == (24, 12)
+    assert load_config("cpu64", ["model.g_up_channels="]).model.up_channels == (32, 32)   # back to the default
+    with pytest.raises(ValueError, match=r"g_up_channels must give 2 positive widths .* got \[8\]"):
+        ModelConfig(**base, g_up_channels=(8,))
+
+
 def test_bad_resolution_is_refused():
     with pytest.raises(ValueError, match="resolution must be"):
         ModelConfig(resolution=96)

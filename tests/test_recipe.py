@@ -133,6 +133,17 @@ def test_resume_with_another_model_shape_names_the_field(tiny_packed, tmp_path):
         Trainer(load_config("tiny", ["model.g_channels=16"]), tiny_packed, run, resume=True, device="cpu")
     assert "\n" not in str(info.value)
 
+    # Upsampling widths are compared as built, also against a checkpoint written before the field existed.
+    for config in (run / "checkpoints").glob("step_*/config.json"):
+        saved = json.loads(config.read_text())
+        del saved["model"]["g_up_channels"]
+        config.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=re.escape("g_up_channels [8] -> [4]")):
+        Trainer(load_config("tiny", ["model.g_up_channels=4"]), tiny_packed, run, resume=True, device="cpu")
+    same = Trainer(load_config("tiny", ["model.g_up_channels=8"]), tiny_packed, run, resume=True, device="cpu")
+    assert same.step == 10
+    same.close()
+
 
 def test_resume_of_a_finished_run_says_it_once_and_writes_nothing(tiny_packed, tmp_path, capsys):
     run = tmp_path / "run"

@@ -99,3 +99,16 @@ def test_a_tag_file_naming_an_image_twice_is_refused_not_misaligned(tmp_path):
     (folder / "tags.csv").write_text("\n".join([lines[0], lines[1], lines[1], *lines[2:]]) + "\n")
     with pytest.raises(ValueError, match="tags.csv: 1 images appear in more than one row"):
         review_sheets(folder, "smile", tmp_path / "twice", ranked=True)
+
+
+def test_an_empty_or_mistyped_probability_cell_is_named(tmp_path):
+    """A hand-edited tag file may hold an empty or mistyped `p:` cell: the error names the file, line and tag
+    (line 4 below: the header, face0, a blank line, then face1)."""
+    folder, _ = crop_folder(tmp_path / "crops")
+    lines = (folder / "tags.csv").read_text().splitlines()
+    for cell_text, expected in (("", "expected a probability, got ''"), ("O.9", "expected a probability, got 'O.9'"),
+                                ("1.5", "expected a probability between 0 and 1, got '1.5'")):
+        edited = lines[2].rsplit(",", 1)[0] + "," + cell_text
+        (folder / "tags.csv").write_text("\n".join([lines[0], lines[1], "", edited, *lines[3:]]) + "\n")
+        with pytest.raises(ValueError, match=rf"tags.csv:4: p:smile: {expected}"):
+            review_sheets(folder, "smile", tmp_path / "sheets", ranked=True)

@@ -161,6 +161,15 @@ def test_resume_continues_and_refuses_a_state_with_pickled_code(tmp_path):
     train_tagger([Source(data)], out, epochs=2, batch_size=8)          # continues from state.pt
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
+    # another backbone cannot continue it: a clear error, also for a state written before states named theirs
+    with pytest.raises(ValueError, match="state.pt: an interrupted run on backbone 'kyara_plain_32', not "
+                                         "'kyara_plain_16': pass --backbone kyara_plain_32"):
+        train_tagger([Source(data)], out, backbone="kyara_plain_16", epochs=3, batch_size=8)
+    state = torch.load(out / "state.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "backbone"}, out / "state.pt")
+    with pytest.raises(ValueError, match="state.pt: an interrupted run of another network than 'kyara_plain_16'"):
+        train_tagger([Source(data)], out, backbone="kyara_plain_16", epochs=3, batch_size=8)
+
     marker = tmp_path / "ran"
     torch.save({"net": RunsCode(marker), "optimizer": {}, "epoch": 1}, out / "state.pt")
     with pytest.raises(ValueError, match="state.pt: refused: it holds pickled objects"):

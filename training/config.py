@@ -85,8 +85,8 @@ def _coerce(value: str, current: Any) -> Any:
         if value.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"expected true/false, got {value!r}")
         return value.lower() in ("true", "1")
-    if isinstance(current, tuple):
-        return tuple(int(v) for v in value.split(","))
+    if isinstance(current, tuple):   # "8,16,16"; an empty value is the empty tuple (e.g. g_up_channels' default)
+        return tuple(int(v) for v in value.split(",")) if value.strip() else ()
     return type(current)(value)
 
 

@@ -29,9 +29,13 @@ class ModelConfig:
     upsample: str = "shuffle"
     icnr: bool = False             # shuffle only: start each 2x2 sub-pixel group with one shared kernel
     rgb_kernel: int = 9            # the output conv at full resolution (the paper's 9x9 is ~1/4 of G's FLOPs)
+    # Output channels of each upsampling stage (empty: g_channels each). The last stage runs at full resolution:
+    # at 64 px with 8 blocks it costs as much as all residual blocks together (docs/runs/v2-runs.md, section 7).
+    g_up_channels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
+        self.g_up_channels = tuple(self.g_up_channels)
         stages = math.log2(self.resolution / 16)
         if self.resolution < 32 or stages != int(stages):
             raise ValueError(f"resolution must be 16 * 2^k (32, 64, 128, 256), got {self.resolution}")
@@ -41,13 +45,20 @@ class ModelConfig:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {self.upsample!r}")
         if self.rgb_kernel < 1 or self.rgb_kernel % 2 == 0:
             raise ValueError(f"rgb_kernel must be odd and positive, got {self.rgb_kernel}")
+        if self.g_up_channels and (len(self.g_up_channels) != int(stages) or min(self.g_up_channels) < 1):
+            raise ValueError(f"g_up_channels must give {int(stages)} positive widths (one per upsampling stage "
+                             f"at {self.resolution} px), got {list(self.g_up_channels)}")
 
     @property
     def upsample_stages(self) -> int:
         return int(math.log2(self.resolution / 16))
 
+    @property
+    def up_channels(self) -> tuple[int, ...]:
+        return self.g_up_channels or (self.g_channels,) * self.upsample_stages
+
     def to_json(self) -> dict:
-        return {**asdict(self), "d_widths": list(self.d_widths)}
+        return {**asdict(self), "d_widths": list(self.d_widths), "g_up_channels": list(self.g_up_channels)}
 
 
 class GResBlock(nn.Module):
@@ -77,16 +88,17 @@ def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
 
 
 class Upsample(nn.Module):
-    """x2, then BN, ReLU. "shuffle": conv3x3 to 4x the channels, PixelShuffle (the paper's SRResNet stage);
-    "resize": nearest x2, then conv3x3 (the same FLOPs)."""
+    """x2, then BN, ReLU. "shuffle": conv3x3 to 4x out_channels, PixelShuffle (the paper's SRResNet stage);
+    "resize": nearest x2, then conv3x3 to out_channels (the same FLOPs). out_channels defaults to channels."""
 
-    def __init__(self, channels: int, mode: str = "shuffle", icnr: bool = False):
+    def __init__(self, channels: int, mode: str = "shuffle", icnr: bool = False, out_channels: int | None = None):
         super().__init__()
         self.mode = mode
-        self.conv = nn.Conv2d(channels, channels * (4 if mode == "shuffle" else 1), 3, padding=1)
+        out_channels = out_channels or channels
+        self.conv = nn.Conv2d(channels, out_channels * (4 if mode == "shuffle" else 1), 3, padding=1)
         if mode == "shuffle" and icnr:
             icnr_(self.conv)
-        self.bn = nn.BatchNorm2d(channels)
+        self.bn = nn.BatchNorm2d(out_channels)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,8 +120,9 @@ class Generator(nn.Module):
         self.fc_bn = nn.BatchNorm2d(c)
         self.blocks = nn.Sequential(*[GResBlock(c) for _ in range(cfg.g_blocks)])
         self.blocks_bn = nn.BatchNorm2d(c)
-        self.upsample = nn.Sequential(*[Upsample(c, cfg.upsample, cfg.icnr) for _ in range(cfg.upsample_stages)])
-        self.to_rgb = nn.Conv2d(c, 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
+        widths = (c, *cfg.up_channels)
+        self.upsample = nn.Sequential(*[Upsample(i, cfg.upsample, cfg.icnr, o) for i, o in zip(widths, widths[1:])])
+        self.to_rgb = nn.Conv2d(widths[-1], 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
 
     def tag_axes(self) -> dict[str, tuple[int, int]]:
         """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""

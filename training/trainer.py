@@ -35,7 +35,7 @@ from training.checkpoint import (checkpoint_dir, list_checkpoints, load_state, r
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import Discriminator, Generator, load_across_vocabularies, standing_statistics
+from training.models import Discriminator, Generator, ModelConfig, load_across_vocabularies, standing_statistics
 
 
 class TrainingDiverged(RuntimeError):
@@ -134,10 +134,14 @@ class Trainer:
             self.wall_offset = walls[-1] if walls else 0.0
 
     def _check_same_model(self, ckpt: Path, verb: str = "resume") -> None:
-        """Other network shapes cannot load the weights: say which fields differ, in one line."""
-        saved = json.loads((ckpt / "config.json").read_text()).get("model", {})
-        current = self.cfg.model.to_json()
-        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k, v) != v]
+        """Other network shapes cannot load the weights: say which fields differ, in one line. Both sides are
+        read as ModelConfigs, so a field older checkpoints lack takes its default, and the upsampling widths
+        are compared as built (an empty `g_up_channels` is `g_channels` at each stage)."""
+        def shape(model: ModelConfig) -> dict:
+            return {**model.to_json(), "g_up_channels": list(model.up_channels)}
+        saved = shape(ModelConfig(**json.loads((ckpt / "config.json").read_text()).get("model", {})))
+        current = shape(self.cfg.model)
+        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
         if changed:
             raise ValueError(f"cannot {verb} {ckpt}: its model differs from this config ({'; '.join(changed)}); "
                              f"use a config with the same model, or start without it")
