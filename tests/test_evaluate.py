@@ -17,11 +17,12 @@ from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
 from training.checkpoint import list_checkpoints, save_checkpoint
 from training.config import load_config
-from training.evaluate import (Reference, Source, build_reference, evaluate_source, face_rate, fid, kid,
-                               mean_pairwise_distance, open_source, torch_source)
+from training.evaluate import (Reference, Source, attribute_fidelity, build_reference, evaluate_source, face_rate,
+                               fid, kid, mean_pairwise_distance, open_source, real_attribute_fidelity, torch_source)
 from common.packed import PackedSet
 from training.models import Discriminator, Generator
 from training.realness import Protocol
+from training.spectrum import band_power, compare
 from training.trainer import train
 
 
@@ -34,6 +35,7 @@ class ColourTagger:
 
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
+        self.thresholds: dict[str, float] = {}
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         x = images.astype(np.float32) / 255
@@ -130,6 +132,82 @@ def test_mode_collapse_shows_as_lower_diversity(reference):
     assert perfect["kid"]["generated"]["mean"] < collapsed["kid"]["generated"]["mean"]
 
 
+class SmileTagger:
+    """Sees smile where an image's centre is bright (threshold 0.5 on the centre's brightness)."""
+
+    def __init__(self, vocab: Vocabulary):
+        self.vocab, self.thresholds = vocab, {"smile": 0.5}
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(images), len(self.vocab)), np.float32)
+        probs[:, self.vocab.index("smile")] = images[:, 12:20, 12:20].mean((1, 2, 3)) / 255
+        return probs
+
+
+def test_attribute_fidelity_asks_on_and_off_for_the_same_faces():
+    """A generator that draws what it is asked (a bright centre for smile) scores 1 on and 0 off; one that
+    ignores the tag scores the same both ways. Hair length is asked without a contradiction: long hair on
+    turns short hair off."""
+    vocab = Vocabulary(["red hair", "blue hair", "long hair", "short hair", "smile"])
+    asked = []
+
+    def source(obeys: bool) -> Source:
+        def generate(noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
+            asked.append(labels.copy())
+            images = np.zeros((len(labels), 32, 32, 3), np.uint8)
+            smiling = labels[:, vocab.index("smile")] == 1 if obeys else noise[:, 0] > 0
+            images[smiling, 12:20, 12:20] = 255
+            return images
+        return Source(generate, vocab, [0.5, 0.5, 0.5, 0.3, 0.5], noise_dim=4)
+
+    tagger = SmileTagger(Vocabulary(["red hair", "blue hair", "smile"]))   # knows no hair length: not judged
+    assert attribute_fidelity(source(True), tagger, n=40, seed=0) == {"smile": {"on": 1.0, "off": 0.0}}
+    ignored = attribute_fidelity(source(False), tagger, n=40, seed=0)["smile"]
+    assert ignored["on"] == ignored["off"] and 0 < ignored["on"] < 1
+
+    tagger = SmileTagger(vocab)
+    asked.clear()
+    assert set(attribute_fidelity(source(True), tagger, n=40, seed=0)) == {"long hair", "short hair", "smile"}
+    both = [vocab.index("long hair"), vocab.index("short hair")]
+    assert all((labels[:, both].sum(1) <= 1).all() for labels in asked)
+    assert all(np.array_equal(a[:, vocab.index("red hair")], asked[0][:, vocab.index("red hair")]) for a in asked)
+
+    labels = np.array([[1, 0, -1, -1, 1], [1, 0, -1, -1, 0], [0, 1, -1, -1, -1]], np.int8)
+    images = np.zeros((3, 32, 32, 3), np.uint8)
+    images[0, 12:20, 12:20] = 255
+    real = real_attribute_fidelity(tagger.predict(images), labels, vocab, tagger)
+    assert real["smile"] == {"with": 1.0, "without": 0.0} and real["long hair"] == {"with": None, "without": None}
+
+
+def test_the_spectrum_sees_grain_and_blur(tiny_packed):
+    """Pixel noise (grain) raises the top band's power far above the real faces', a 3x3 box blur lowers it;
+    neither moves the lowest band much, and real faces against themselves are at distance 0."""
+    data = PackedSet.open(tiny_packed)
+    faces = np.asarray(data.images[data.indices("train")]).astype(np.float64)
+    real = band_power(faces.astype(np.uint8))
+    assert compare(real, real)["distance"] == 0 and compare(real, real)["ratio"] == [1.0] * len(real)
+    grainy = np.clip(faces + np.random.default_rng(0).normal(0, 16, faces.shape), 0, 255).astype(np.uint8)
+    padded = np.pad(faces, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+    r = faces.shape[1]
+    blurred = np.mean([padded[:, dy:dy + r, dx:dx + r] for dy in range(3) for dx in range(3)], axis=0)
+    grain, blur = compare(band_power(grainy), real), compare(band_power(blurred.astype(np.uint8)), real)
+    # the tiny set's flat shapes have sharp edges, so the grain adds less to their top band than to a face's
+    assert grain["ratio"][-1] > 1.3 > grain["ratio"][1] and blur["ratio"][-1] < 0.1
+    assert abs(grain["ratio"][0] - 1) < 0.1 and abs(blur["ratio"][0] - 1) < 0.1
+    assert grain["distance"] > 0.15 and blur["distance"] > 1
+    with pytest.raises(ValueError, match=r"expected square RGB images \(N, R, R, 3\), got shape \(2, 32, 32\)"):
+        band_power(np.zeros((2, 32, 32), np.uint8))
+
+
+def test_real_faces_have_a_real_spectrum_and_a_random_generator_has_not(reference):
+    data, tagger, ref = reference
+    perfect = evaluate_source(replaying(data), ref, tagger, n_per_tag=16, seed=0)["spectrum"]
+    random_g = evaluate_source(torch_source(tiny_generator(data.vocab), data.vocab, data.priors()),
+                               ref, tagger, n_per_tag=16, seed=0)["spectrum"]
+    assert perfect["generated"]["distance"] < 0.25 * random_g["generated"]["distance"]
+    assert perfect["real_train"]["distance"] < 0.25 * random_g["generated"]["distance"]
+
+
 def test_same_seed_same_figures(reference):
     data, tagger, ref = reference
     source = torch_source(tiny_generator(data.vocab), data.vocab, data.priors())
@@ -168,17 +246,19 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out),
                  "--tagger", str(tagger_dir)]) == 0
     result = json.loads((out / "eval.json").read_text())
-    for key in ("score", "realness", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "sheets"):
+    for key in ("score", "realness", "spectral_distance", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid",
+                "diversity", "sheets"):
         assert key in result
     figures = result["figures"]
-    assert set(figures) == {"realness", "fidelity", "face_rate", "nightmare_rate", "kid", "fid", "diversity", "images",
-                            "score"}
+    assert set(figures) == {"realness", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",
+                            "diversity", "spectrum", "images", "score"}
     assert set(figures["fidelity"]["per_tag"]) == {"red hair", "blue hair", "green eyes", "brown eyes"}
     assert set(figures["fidelity"]["per_group"]) == {"hair colour", "eye colour"}
     assert result["face_rate"] + result["nightmare_rate"] == 1
     assert figures["images"] == {"generated": 12, "reference": 12, "per_tag": 3}
     report = (out / "report.md").read_text()
-    for heading in ("## Realness", "## Tag fidelity", "## Face rate", "## KID and FID", "## Diversity", "## Samples",
+    for heading in ("## Realness", "## Tag fidelity", "## Attribute fidelity", "## Face rate", "## KID and FID", "## Diversity", "## Spectrum",
+                    "## Samples",
                     "## Blind sheets", "## Which figure to trust for what"):
         assert heading in report
     assert Image.open(out / "sheet_tags.png").size == (2 * 32, 2 * 32)     # 2 hair x 2 eye colours

@@ -4,6 +4,10 @@ Every figure stands next to the same figure for real faces, because on their own
 - tag fidelity: for each colour of each exclusive group, faces asked for that colour, and how often the
   tagger sees it (its most likely tag of the group). The real figure is the tagger's own accuracy on the
   validation faces: a generator cannot be judged better than the judge.
+- attribute fidelity: for each tag outside the colour groups (hair length, expression, ...), the same faces
+  (noise and other tags) asked for it on and then off, and how often the tagger sees it (its probability
+  at or above the tagger's threshold). The real figures are the tagger on real faces labelled with and
+  without the tag: how well the judge itself tells them apart.
 - face rate: how often lbpcascade_animeface finds a face (upscaled to 256 px first: the cascade was made
   for faces in full-size pictures); 1 - face rate is the nightmare rate, a stand-in for the share of faces
   a person would call broken.
@@ -17,13 +21,16 @@ Every figure stands next to the same figure for real faces, because on their own
   faces from real validation faces (0.5: it cannot; 1.0: it always can). Unlike the figures above it
   sees what a person sees first: grain, smeared eyes, melted faces. The real figure feeds real training
   faces in as "generated": what a perfect generator would score.
+- spectrum (training/spectrum.py): the power of the faces' luminance in bands of spatial frequency, as a
+  ratio to the real faces' (1.0: real; above 1 in the top band: grain; below 1: blur), and their distance
+  (mean |log2 ratio|). The real figure compares real training faces with the validation faces.
 - sample sheets: hair colours down, eye colours across, one fixed noise vector; and faces with tags
   drawn from the priors. Blind sheets (training/blind.py): generated and real faces shuffled and
   numbered, with the key in a separate file, for a person's own count.
 
 Which to trust for what: realness and the blind sheets for "does it look made by a person"; fidelity
 for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
-detector accepts blurred faces); KID and FID for comparing checkpoints of one run with one tagger.
+detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur); KID and FID for comparing checkpoints of one run with one tagger.
 
 eval.json holds the headline figures (one number each, for the generated faces) at its top level and all
 the detail, real counterparts included, under "figures"; report.md shows them as tables.
@@ -51,6 +58,7 @@ from common.vocab import Vocabulary
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
 from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness
+from training.spectrum import band_power, compare as compare_spectra
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
 KID_SUBSET_SIZE = 500       # smaller than the usual 1000 (and 50 subsets, not 100) to stay fast on a CPU
@@ -59,9 +67,10 @@ BLIND_FACES = 60            # generated and as many real faces on the blind shee
 
 
 class Tagger(Protocol):
-    """What evaluation needs from `tagger.model.Tagger` (a stand-in with these three is enough)."""
+    """What evaluation needs from `tagger.model.Tagger` (a stand-in with these is enough)."""
 
     vocab: Vocabulary
+    thresholds: dict[str, float]     # where a non-colour tag counts as seen (0.5 for a tag not listed)
 
     def predict(self, images: np.ndarray) -> np.ndarray: ...
 
@@ -130,6 +139,16 @@ def draw(source: Source, n: int, seed: int, chosen: Sequence[str] = ()) -> tuple
 
 def colour_tags(vocab: Vocabulary) -> list[str]:
     return [tag for group in vocab.exclusive_groups for tag in group.tags]
+
+
+def attribute_tags(vocab: Vocabulary) -> list[str]:
+    """The tags outside the exclusive (colour) groups: hair length, expression, accessories, `male`."""
+    return [tag for group in vocab.groups if not group.exclusive for tag in group.tags]
+
+
+def seen(probs: np.ndarray, tagger: Tagger, tag: str) -> np.ndarray:
+    """Whether the tagger sees a non-colour tag in each image."""
+    return probs[:, tagger.vocab.index(tag)] >= tagger.thresholds.get(tag, 0.5)
 
 
 def samples_per_tag(total: int, vocab: Vocabulary) -> int:
@@ -241,16 +260,22 @@ def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: i
     images = np.asarray(data.images[pick])
     labels = data.labels[pick]
     features = tagger.features(images)
-    train_features = tagger.features(np.asarray(data.images[train_pick]))
+    train_images = np.asarray(data.images[train_pick])
+    train_features = tagger.features(train_images)
+    spectrum = band_power(images)
     tags = common_tag_set(labels, data.vocab)
     with_tags = np.all(labels[:, [data.vocab.index(t) for t in tags]] == 1, axis=1)
+    probs = tagger.predict(images)
     figures = {
-        "fidelity": real_fidelity(tagger.predict(images), labels, data.vocab, tagger.vocab),
+        "fidelity": real_fidelity(probs, labels, data.vocab, tagger.vocab),
+        "attributes": real_attribute_fidelity(probs, labels, data.vocab, tagger),
         "face_rate": face_rate(images),
         "kid": kid(train_features, features, seed),
         "fid": fid(train_features, features),
         "diversity": mean_pairwise_distance(features[with_tags]),
         "realness": real_figure(real, protocol) if with_realness else None,
+        "spectrum": compare_spectra(band_power(train_images), spectrum),
+        "spectrum_power": spectrum.tolist(),
         "images": int(len(pick)),
     }
     return Reference(data.vocab, labels, features, tags, figures, real.train, real.test, real.labels, protocol)
@@ -263,6 +288,19 @@ def common_tag_set(labels: np.ndarray, vocab: Vocabulary) -> list[str]:
     combos = np.stack([np.array(cols)[labels[known][:, cols].argmax(1)] for cols in groups], axis=1)
     values, counts = np.unique(combos, axis=0, return_counts=True)
     return [vocab.tags[c] for c in values[counts.argmax()]]
+
+
+def real_attribute_fidelity(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, tagger: Tagger) -> dict:
+    """Per non-colour tag: the share of real faces labelled with it (`with`) and without it (`without`) in
+    which the tagger sees it; None where no face is labelled so (unknown labels count for neither)."""
+    result = {}
+    for tag in attribute_tags(vocab):
+        if tag in tagger.vocab.tags:
+            said = seen(probs, tagger, tag)
+            column = labels[:, vocab.index(tag)]
+            result[tag] = {"with": float(said[column == 1].mean()) if (column == 1).any() else None,
+                           "without": float(said[column == 0].mean()) if (column == 0).any() else None}
+    return result
 
 
 def real_fidelity(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, tagger_vocab: Vocabulary) -> dict:
@@ -294,6 +332,25 @@ def fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
             probs = tagger.predict(source.generate(*draw(source, n, seed, [tag])))
             per_tag[tag] = float(np.mean(judged_tags(probs, tagger.vocab, tag) == tag))
     return _with_group_means(per_tag, source.vocab)
+
+
+def attribute_fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
+    """For each non-colour tag both know: n faces asked for it on, the same n (noise and every other tag)
+    asked for it off, and the share of each in which the tagger sees it. On in an at-most-one group (hair
+    length) turns the group's other tags off, as a visitor's choice on the page does."""
+    noise, labels = draw(source, n, seed)
+    result = {}
+    for tag in attribute_tags(source.vocab):
+        if tag not in tagger.vocab.tags:
+            continue
+        group, col = source.vocab.group_of(tag), source.vocab.index(tag)
+        on, off = labels.copy(), labels.copy()
+        if group.at_most_one:
+            on[:, [source.vocab.index(t) for t in group.tags]] = 0.0
+        on[:, col], off[:, col] = 1.0, 0.0
+        result[tag] = {asked: float(seen(tagger.predict(source.generate(noise, x)), tagger, tag).mean())
+                       for asked, x in (("on", on), ("off", off))}
+    return result
 
 
 def matched_labels(source: Source, vocab: Vocabulary, real_labels: np.ndarray, seed: int
@@ -339,12 +396,16 @@ def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: i
     return {
         **realness_fig,
         "fidelity": {**fidelity(source, tagger, n_per_tag, seed), "real": real["fidelity"]},
+        "attributes": {"generated": attribute_fidelity(source, tagger, n_per_tag, seed + 5),
+                       "real": real["attributes"]},
         "face_rate": {"generated": generated_face_rate, "real": real["face_rate"]},
         "nightmare_rate": {"generated": 1 - generated_face_rate, "real": 1 - real["face_rate"]},
         "kid": {"generated": kid_gen, "real_train": real["kid"]},
         "fid": {"generated": fid(features, ref.features), "real_train": real["fid"]},
         "diversity": {"tags": ref.diversity_tags, "generated": mean_pairwise_distance(same_tags),
                       "real": real["diversity"]},
+        "spectrum": {"generated": compare_spectra(band_power(images), np.asarray(real["spectrum_power"])),
+                     "real_train": real["spectrum"]},
         "images": {"generated": int(len(images)), "reference": real["images"], "per_tag": n_per_tag},
         "score": kid_gen["mean"],
     }
@@ -411,7 +472,9 @@ def write_sheets(source: Source, ref: Reference, out: Path, seed: int) -> dict:
 def headline(figures: dict) -> dict[str, float | None]:
     """One number per figure, for the generated faces: flat, so that a manifest or a table can quote it."""
     realness_ = figures.get("realness")      # absent from evaluations made before it existed, or switched off
+    spectrum = figures.get("spectrum")       # absent from evaluations made before it existed
     return {"score": figures["score"], "realness": realness_["generated"]["accuracy"] if realness_ else None,
+            "spectral_distance": spectrum["generated"]["distance"] if spectrum else None,
             "tag_fidelity": figures["fidelity"]["mean"],
             "face_rate": figures["face_rate"]["generated"], "nightmare_rate": figures["nightmare_rate"]["generated"],
             "kid": figures["kid"]["generated"]["mean"], "fid": figures["fid"]["generated"],
@@ -445,12 +508,18 @@ def summary(result: dict) -> str:
         "(0.5: indistinguishable)",
         f"tag fidelity  {_f(fig['fidelity']['mean'], 2)} ({groups}); "
         f"tagger on real faces {_f(fig['fidelity']['real']['mean'], 2)}",
+        *(["attributes    seen when asked on / off: " + ", ".join(
+            f"{t} {_f(v['on'], 2)} / {_f(v['off'], 2)}" for t, v in fig["attributes"]["generated"].items())]
+          if fig["attributes"]["generated"] else []),
         f"face rate     {_f(fig['face_rate']['generated'], 2)} (real {_f(fig['face_rate']['real'], 2)}); "
         f"nightmare rate {_f(fig['nightmare_rate']['generated'], 2)}",
         f"KID x 1000    {_kid(fig['kid']['generated'])} (train vs val {_kid(fig['kid']['real_train'])})",
         f"FID           {_f(fig['fid']['generated'], 1)} (train vs val {_f(fig['fid']['real_train'], 1)})",
         f"diversity     {_f(fig['diversity']['generated'], 2)} (real {_f(fig['diversity']['real'], 2)}) "
         f"for {', '.join(fig['diversity']['tags'])}",
+        f"spectrum      distance {_f(fig['spectrum']['generated']['distance'], 2)} "
+        f"(train vs val {_f(fig['spectrum']['real_train']['distance'], 2)}); power vs real, low to high "
+        f"frequency: {' '.join(f'{r:.2f}' for r in fig['spectrum']['generated']['ratio'])} (above 1 at the top: grain)",
     ])
 
 
@@ -458,6 +527,7 @@ def markdown(result: dict) -> str:
     """report.md: one section per figure, the real counterpart beside each, then the sheets."""
     fig = result["figures"]
     fidelity_, sheets = fig["fidelity"], result["sheets"]
+    real_attr = fig["attributes"]["real"]
     return "\n".join([
         "# Evaluation", "",
         f"Model `{result['model']}` against the `{result['split']}` faces of `{result['data']}` "
@@ -483,6 +553,15 @@ def markdown(result: dict) -> str:
         *[f"| **{g}** (mean) | **{_f(v)}** | {_f(fidelity_['real']['per_group'].get(g))} |"
           for g, v in fidelity_["per_group"].items()],
         f"| **all groups** | **{_f(fidelity_['mean'])}** | {_f(fidelity_['real']['mean'])} |", "",
+        "## Attribute fidelity", "",
+        "Each tag outside the colour groups, asked on and then off for the same faces (noise and other tags): "
+        "the share in which the tagger sees it. The real columns are the tagger on real faces labelled with and "
+        "without the tag: a generator cannot be judged more precisely than that.", "",
+        "| tag | asked on | asked off | real, with | real, without |", "| --- | --- | --- | --- | --- |",
+        *[f"| {t} | {_f(v['on'])} | {_f(v['off'])} | {_f(real_attr.get(t, {}).get('with'))} "
+          f"| {_f(real_attr.get(t, {}).get('without'))} |" for t, v in fig["attributes"]["generated"].items()],
+        *(["", "(This model has no tags outside the colour groups.)"] if not fig["attributes"]["generated"] else []),
+        "",
         "## Face rate", "",
         f"lbpcascade_animeface on faces upscaled to {FACE_DETECTION_SIZE} px.", "",
         "| | generated | real |", "| --- | --- | --- |",
@@ -501,6 +580,17 @@ def markdown(result: dict) -> str:
         "(the most common colours in the data). Mode collapse shows as a drop below the real figure.", "",
         "| generated | real |", "| --- | --- |",
         f"| {_f(fig['diversity']['generated'])} | {_f(fig['diversity']['real'])} |", "",
+        "## Spectrum", "",
+        "Power of the faces' luminance in bands of spatial frequency (cycles per pixel), as a ratio to the real "
+        "validation faces': 1.0 is real, above 1 in the top band is grain (a dotted texture at the pixel scale), "
+        "below 1 in the upper bands is blur. Distance: the mean |log2 ratio| over the bands. The right column "
+        "compares real training faces with the same validation faces.", "",
+        "| band | generated | real train |", "| --- | --- | --- |",
+        *[f"| {low:g}-{high:g} | {_f(g, 2)} | {_f(r, 2)} |" for (low, high), g, r in
+          zip(fig["spectrum"]["generated"]["bands"], fig["spectrum"]["generated"]["ratio"],
+              fig["spectrum"]["real_train"]["ratio"])],
+        f"| **distance** | **{_f(fig['spectrum']['generated']['distance'], 3)}** "
+        f"| {_f(fig['spectrum']['real_train']['distance'], 3)} |", "",
         "## Samples", "",
         "One fixed noise vector; rows, then columns: "
         + "; ".join(f"{name} ({', '.join(tags)})" for name, tags in sheets["axes"].items()) + ".", "",
@@ -513,8 +603,10 @@ def markdown(result: dict) -> str:
         f"opening the key, [{sheets['blind_key']}]({sheets['blind_key']}).", "",
         "## Which figure to trust for what", "",
         "- Does it look made by a person: realness, and your own count on the blind sheets.",
-        "- Does it draw what was asked: tag fidelity (no better than the tagger: compare with the real column).",
+        "- Does it draw what was asked: tag fidelity and attribute fidelity (no better than the tagger: compare "
+        "with the real columns).",
         "- Mode collapse: diversity.",
+        "- What is wrong with the texture (grain or blur): the spectrum; it does not see the shape of a face.",
         "- Gross failures only: face rate (the detector also accepts blurred and half-formed faces).",
         "- Comparing checkpoints of one run: KID and FID, in this tagger's space only; near the real floor they "
         "stop telling checkpoints apart.", "",
