@@ -5,6 +5,7 @@ import json
 import pickle
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -177,3 +178,45 @@ def test_a_checkpoint_state_that_carries_code_is_refused(tmp_path, monkeypatch):
         load_state(path)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- distillation: a narrow G learns from a wide one's faces ---------------------------------------
+
+def test_a_teacher_pulls_the_student_towards_its_faces(tiny_packed, tmp_path):
+    """With a teacher, G's loss adds the L1 distance to the teacher's face for the same noise and tags: after
+    the same steps from the same seed, the taught G draws much closer to the teacher than one trained
+    without it, although it is narrower (the point: a small G for the page learning from a wide one)."""
+    from training.checkpoint import load_generator
+    teacher_run = tmp_path / "teacher"
+    train(load_config("tiny", ["model.g_channels=16"]), tiny_packed, teacher_run, device="cpu", steps=20)
+    teacher = load_generator(teacher_run)[0]
+    noise, labels = torch.randn(32, 16, generator=torch.Generator().manual_seed(5)), torch.zeros(32, 4)
+    labels[:16, 0] = labels[16:, 1] = labels[::2, 2] = labels[1::2, 3] = 1
+    distance = {}
+    for name, sets in (("plain", []), ("taught", [f"teacher={teacher_run}", "lambda_teacher=50"])):
+        run = train(load_config("tiny", sets), tiny_packed, tmp_path / name, device="cpu", steps=40)
+        student = load_generator(run, ema=False)[0]
+        with torch.no_grad():
+            distance[name] = (student(noise, labels) - teacher(noise, labels)).abs().mean().item()
+    assert distance["taught"] < 0.6 * distance["plain"]
+    logged = [json.loads(line) for line in (tmp_path / "taught" / "metrics.jsonl").read_text().splitlines()]
+    assert all("g_teacher" in r for r in logged if "loss_g" in r)
+
+
+def test_a_teacher_of_other_tags_or_none_at_all_is_refused_before_training(tiny_packed, tmp_path):
+    from common.packed import PackedSet, write_packed
+    from common.vocab import Vocabulary
+    teacher_run = tmp_path / "teacher"
+    train(load_config("tiny"), tiny_packed, teacher_run, device="cpu", steps=2)
+    data = PackedSet.open(tiny_packed)
+    more = Vocabulary([*data.vocab.tags, "blush"])
+    labels = np.concatenate([data.labels, np.zeros((len(data.labels), 1), np.int8)], axis=1)[:, [
+        [*data.vocab.tags, "blush"].index(t) for t in more.tags]]
+    other = write_packed(tmp_path / "other", np.asarray(data.images), labels, more, np.arange(len(labels)),
+                         np.arange(len(labels)) % 8 == 0, source="tests")
+    with pytest.raises(ValueError, match=rf"teacher {re.escape(str(teacher_run))}: its tags differ") as info:
+        Trainer(load_config("tiny", [f"teacher={teacher_run}"]), other, tmp_path / "run", device="cpu")
+    assert "\n" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="nowhere: no checkpoint here"):
+        Trainer(load_config("tiny", [f"teacher={tmp_path / 'nowhere'}"]), tiny_packed, tmp_path / "run2", device="cpu")
+    assert not (tmp_path / "run2").exists()

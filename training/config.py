@@ -29,6 +29,10 @@ class TrainConfig:
     augment: str = ""               # DiffAugment policy for D's inputs, e.g. "translation,cutout" (training/augment.py)
     gp_every: int = 1               # lazy DRAGAN: the penalty on every k-th step only, weighted by k
     standing_stats: int = 0         # batches that re-estimate G_ema's BatchNorm statistics before it is used
+    # Distillation: a trained run (checkpoint or run directory) whose G_ema the new G also copies, face for face
+    # (L1 on the same noise and tags), with this weight. How a narrower G for the page learns from a wide one.
+    teacher: str = ""
+    lambda_teacher: float = 10.0
     seed: int = 0
     log_every: int = 10
     sample_every: int = 500
@@ -45,6 +49,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "gp_every", "log_every", "sample_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lambda_teacher < 0:
+            raise ValueError(f"lambda_teacher must be 0 or more, got {self.lambda_teacher}")
         if self.standing_stats < 0:
             raise ValueError(f"standing_stats must be 0 (off) or a number of batches, got {self.standing_stats}")
 

@@ -30,8 +30,8 @@ from common.files import write_text_atomic
 from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
-from training.checkpoint import (checkpoint_dir, list_checkpoints, load_state, resolve_checkpoint, save_checkpoint,
-                                 step_of)
+from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generator, load_state, resolve_checkpoint,
+                                 save_checkpoint, step_of)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
@@ -78,6 +78,7 @@ class Trainer:
         self.G = Generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.D = Discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.teacher = self._load_teacher(cfg.teacher) if cfg.teacher else None
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2),
                 **({"fused": True} if self.device.type == "cuda" else {"foreach": True})}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
@@ -102,6 +103,17 @@ class Trainer:
         if cfg.compile:
             # G only: D's gradient penalty needs a double backward, which compiled graphs cannot give.
             self.G_train = torch.compile(self.G_train)
+
+    def _load_teacher(self, path: str) -> Generator:
+        """The teacher's G_ema, frozen; it must draw this data's tags, in this order, at this size."""
+        teacher, vocab, _, teacher_cfg = load_generator(Path(path).expanduser(), device=str(self.device))
+        if list(vocab.tags) != list(self.vocab.tags):
+            raise ValueError(f"teacher {path}: its tags differ from this data's ({len(vocab.tags)} against "
+                             f"{len(self.vocab.tags)}, or in another order); distil on the data it was trained on")
+        if teacher_cfg.model.resolution != self.cfg.model.resolution:
+            raise ValueError(f"teacher {path}: draws {teacher_cfg.model.resolution} px faces, this config "
+                             f"{self.cfg.model.resolution} px")
+        return teacher.to(memory_format=torch.channels_last).requires_grad_(False)
 
     # --- run directory, checkpoints, resume -------------------------------------------------------
 
@@ -259,6 +271,12 @@ class Trainer:
             loss_g_adv = adv_loss(adv_g, True)
             loss_g_tag = tag_loss(tags_g, fake_labels)
         loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
+        if self.teacher is not None:
+            with torch.no_grad(), autocast:
+                target = self.teacher(noise, fake_labels)
+            loss_g_teacher = (fake.float() - target.float()).abs().mean()
+            loss_g = loss_g + cfg.lambda_teacher * loss_g_teacher
+            extra["g_teacher"] = loss_g_teacher.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward(inputs=list(self.G.parameters()))
         self.opt_g.step()
