@@ -216,7 +216,12 @@ def test_a_teacher_of_other_tags_or_none_at_all_is_refused_before_training(tiny_
                          np.arange(len(labels)) % 8 == 0, source="tests")
     with pytest.raises(ValueError, match=rf"teacher {re.escape(str(teacher_run))}: its tags differ") as info:
         Trainer(load_config("tiny", [f"teacher={teacher_run}"]), other, tmp_path / "run", device="cpu")
-    assert "\n" not in str(info.value)
-    with pytest.raises(FileNotFoundError, match="nowhere: no checkpoint here"):
+    assert "\n" not in str(info.value) and "new: blush" in str(info.value)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="its model.noise_dim is 16, this config's 8"):
+        Trainer(load_config("tiny", [f"teacher={teacher_run}", "model.noise_dim=8"]), tiny_packed, tmp_path / "run",
+                device="cpu")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(FileNotFoundError, match=r"teacher .*nowhere: no checkpoint here"):
         Trainer(load_config("tiny", [f"teacher={tmp_path / 'nowhere'}"]), tiny_packed, tmp_path / "run2", device="cpu")
     assert not (tmp_path / "run2").exists()

@@ -30,7 +30,8 @@ Every figure stands next to the same figure for real faces, because on their own
 
 Which to trust for what: realness and the blind sheets for "does it look made by a person"; fidelity
 for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
-detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur); KID and FID for comparing checkpoints of one run with one tagger.
+detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur); KID and
+FID for comparing checkpoints of one run with one tagger.
 
 eval.json holds the headline figures (one number each, for the generated faces) at its top level and all
 the detail, real counterparts included, under "figures"; report.md shows them as tables.
@@ -147,8 +148,14 @@ def attribute_tags(vocab: Vocabulary) -> list[str]:
 
 
 def seen(probs: np.ndarray, tagger: Tagger, tag: str) -> np.ndarray:
-    """Whether the tagger sees a non-colour tag in each image."""
-    return probs[:, tagger.vocab.index(tag)] >= tagger.thresholds.get(tag, 0.5)
+    """Whether the tagger sees a non-colour tag in each image: at or above its threshold and, in an at-most-one
+    group (hair length), also the group's most likely tag, as the tagger's own tagging decides."""
+    said = probs[:, tagger.vocab.index(tag)] >= tagger.thresholds.get(tag, 0.5)
+    group = tagger.vocab.group_of(tag)
+    if group.at_most_one:
+        cols = [tagger.vocab.index(t) for t in group.tags]
+        said &= probs[:, cols].argmax(1) == group.tags.index(tag)
+    return said
 
 
 def samples_per_tag(total: int, vocab: Vocabulary) -> int:
@@ -336,8 +343,9 @@ def fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
 
 def attribute_fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
     """For each non-colour tag both know: n faces asked for it on, the same n (noise and every other tag)
-    asked for it off, and the share of each in which the tagger sees it. On in an at-most-one group (hair
-    length) turns the group's other tags off, as a visitor's choice on the page does."""
+    asked for it off, and the share of each in which the tagger sees it. In an at-most-one group (hair length)
+    on turns the group's other tags off, as a visitor's choice on the page does, and off asks for none of the
+    group, so that "off" means the same for every face rather than a mix drawn from the priors."""
     noise, labels = draw(source, n, seed)
     result = {}
     for tag in attribute_tags(source.vocab):
@@ -347,6 +355,7 @@ def attribute_fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dic
         on, off = labels.copy(), labels.copy()
         if group.at_most_one:
             on[:, [source.vocab.index(t) for t in group.tags]] = 0.0
+            off[:, [source.vocab.index(t) for t in group.tags]] = 0.0
         on[:, col], off[:, col] = 1.0, 0.0
         result[tag] = {asked: float(seen(tagger.predict(source.generate(noise, x)), tagger, tag).mean())
                        for asked, x in (("on", on), ("off", off))}
@@ -518,8 +527,8 @@ def summary(result: dict) -> str:
         f"diversity     {_f(fig['diversity']['generated'], 2)} (real {_f(fig['diversity']['real'], 2)}) "
         f"for {', '.join(fig['diversity']['tags'])}",
         f"spectrum      distance {_f(fig['spectrum']['generated']['distance'], 2)} "
-        f"(train vs val {_f(fig['spectrum']['real_train']['distance'], 2)}); power vs real, low to high "
-        f"frequency: {' '.join(f'{r:.2f}' for r in fig['spectrum']['generated']['ratio'])} (above 1 at the top: grain)",
+        f"(train vs val {_f(fig['spectrum']['real_train']['distance'], 2)}); power vs real, low to high: "
+        f"{' '.join(f'{r:.2f}' for r in fig['spectrum']['generated']['ratio'])} (top above 1: grain)",
     ])
 
 

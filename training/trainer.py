@@ -106,13 +106,21 @@ class Trainer:
 
     def _load_teacher(self, path: str) -> Generator:
         """The teacher's G_ema, frozen; it must draw this data's tags, in this order, at this size."""
-        teacher, vocab, _, teacher_cfg = load_generator(Path(path).expanduser(), device=str(self.device))
+        try:
+            teacher, vocab, _, teacher_cfg = load_generator(Path(path).expanduser(), device=str(self.device))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"teacher {path}: no checkpoint here; expected a checkpoint folder (step_*, "
+                                    "with G_ema.safetensors) or a run directory (its best, else newest, checkpoint)"
+                                    ) from None
         if list(vocab.tags) != list(self.vocab.tags):
-            raise ValueError(f"teacher {path}: its tags differ from this data's ({len(vocab.tags)} against "
-                             f"{len(self.vocab.tags)}, or in another order); distil on the data it was trained on")
-        if teacher_cfg.model.resolution != self.cfg.model.resolution:
-            raise ValueError(f"teacher {path}: draws {teacher_cfg.model.resolution} px faces, this config "
-                             f"{self.cfg.model.resolution} px")
+            gone, new = set(vocab.tags) - set(self.vocab.tags), set(self.vocab.tags) - set(vocab.tags)
+            raise ValueError(f"teacher {path}: its tags differ from this data's (not in the data: "
+                             f"{', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}; or "
+                             "another order); distil on the data it was trained on")
+        for field_name in ("resolution", "noise_dim"):
+            theirs, ours = getattr(teacher_cfg.model, field_name), getattr(self.cfg.model, field_name)
+            if theirs != ours:
+                raise ValueError(f"teacher {path}: its model.{field_name} is {theirs}, this config's {ours}")
         return teacher.to(memory_format=torch.channels_last).requires_grad_(False)
 
     # --- run directory, checkpoints, resume -------------------------------------------------------
