@@ -61,7 +61,10 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
     losses = [r for r in records if "loss_d" in r]
     evals = [r for r in records if "eval" in r]
     panels = []
-    for group in (("d_adv", "g_adv", "gp"), ("d_tag_real", "g_tag_fake")):
+    groups = [("d_adv", "g_adv", "gp"), ("d_tag_real", "g_tag_fake")]
+    if any("g_teacher" in r for r in losses):          # a distillation run: how close G draws to its teacher
+        groups.append(("g_teacher",))
+    for group in groups:
         series = {}
         for key in group:
             steps = [r["step"] for r in losses if key in r]
@@ -76,6 +79,10 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
                              {k: [(s, h[k]) for s, h in figures] for k in ("tag_fidelity", "face_rate")}))
         panels.append(panel("evaluation (validation split): KID x 1000",
                              {"kid": [(s, h["kid"] * 1000) for s, h in figures]}))
+        spectral = [(s, h["spectral_distance"]) for s, h in figures if h["spectral_distance"] is not None]
+        if spectral:
+            panels.append(panel("evaluation: spectrum distance (mean |log2| power ratio to real; 0 = real)",
+                                {"spectral_distance": spectral}))
         scored = [(s, h["realness"]) for s, h in figures if h["realness"] is not None]
         if scored:
             panels.append(panel("evaluation: realness (real-vs-generated CNN accuracy; 0.5 = indistinguishable)",
