@@ -56,6 +56,7 @@ from tqdm import tqdm
 from common.files import write_text_atomic
 from common.packed import PackedSet
 from common.vocab import Vocabulary
+from tagger.model import tags_from_probabilities
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
 from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness
@@ -148,14 +149,9 @@ def attribute_tags(vocab: Vocabulary) -> list[str]:
 
 
 def seen(probs: np.ndarray, tagger: Tagger, tag: str) -> np.ndarray:
-    """Whether the tagger sees a non-colour tag in each image: at or above its threshold and, in an at-most-one
-    group (hair length), also the group's most likely tag, as the tagger's own tagging decides."""
-    said = probs[:, tagger.vocab.index(tag)] >= tagger.thresholds.get(tag, 0.5)
-    group = tagger.vocab.group_of(tag)
-    if group.at_most_one:
-        cols = [tagger.vocab.index(t) for t in group.tags]
-        said &= probs[:, cols].argmax(1) == group.tags.index(tag)
-    return said
+    """Whether the tagger sees a non-colour tag in each image, decided as its own tagging decides (at or above
+    its threshold; in an at-most-one group such as hair length, only the likelier of the tags above theirs)."""
+    return np.array([tag in tags for tags in tags_from_probabilities(probs, tagger.vocab, tagger.thresholds)])
 
 
 def samples_per_tag(total: int, vocab: Vocabulary) -> int:

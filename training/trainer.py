@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -113,10 +114,8 @@ class Trainer:
                                     "with G_ema.safetensors) or a run directory (its best, else newest, checkpoint)"
                                     ) from None
         if list(vocab.tags) != list(self.vocab.tags):
-            gone, new = set(vocab.tags) - set(self.vocab.tags), set(self.vocab.tags) - set(vocab.tags)
-            raise ValueError(f"teacher {path}: its tags differ from this data's (not in the data: "
-                             f"{', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}; or "
-                             "another order); distil on the data it was trained on")
+            raise ValueError(f"teacher {path}: its tags differ from this data's ({self._tag_changes(vocab.tags)}; "
+                             "or another order); distil on the data it was trained on")
         for field_name in ("resolution", "noise_dim"):
             theirs, ours = getattr(teacher_cfg.model, field_name), getattr(self.cfg.model, field_name)
             if theirs != ours:
@@ -171,10 +170,13 @@ class Trainer:
         label inputs of G and the tag logits of D are positional."""
         saved = list(Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags)
         if saved != list(self.vocab.tags):
-            gone, new = set(saved) - set(self.vocab.tags), set(self.vocab.tags) - set(saved)
-            raise ValueError(f"cannot resume {ckpt} on this data: its tags differ (not in the data: "
-                             f"{', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}); "
+            raise ValueError(f"cannot resume {ckpt} on this data: its tags differ ({self._tag_changes(saved)}); "
                              "start a new run from it with --init instead")
+
+    def _tag_changes(self, other: Sequence[str]) -> str:
+        """How another model's tags differ from this data's, for an error message."""
+        gone, new = set(other) - set(self.vocab.tags), set(self.vocab.tags) - set(other)
+        return f"not in the data: {', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}"
 
     def init_from(self, ckpt: Path) -> None:
         """Start this new run from another run's G, G_ema and D, tags matched by name (optimisers start fresh).
