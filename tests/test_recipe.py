@@ -214,7 +214,8 @@ def test_a_teacher_of_other_tags_or_none_at_all_is_refused_before_training(tiny_
         [*data.vocab.tags, "blush"].index(t) for t in more.tags]]
     other = write_packed(tmp_path / "other", np.asarray(data.images), labels, more, np.arange(len(labels)),
                          np.arange(len(labels)) % 8 == 0, source="tests")
-    with pytest.raises(ValueError, match=rf"teacher {re.escape(str(teacher_run))}: its tags differ") as info:
+    pinned = re.escape(str(list_checkpoints(teacher_run)[-1].resolve()))
+    with pytest.raises(ValueError, match=rf"teacher {pinned}: its tags differ") as info:
         Trainer(load_config("tiny", [f"teacher={teacher_run}"]), other, tmp_path / "run", device="cpu")
     assert "\n" not in str(info.value) and "new: blush" in str(info.value)
     assert not (tmp_path / "run").exists()
@@ -225,3 +226,21 @@ def test_a_teacher_of_other_tags_or_none_at_all_is_refused_before_training(tiny_
     with pytest.raises(FileNotFoundError, match=r"teacher .*nowhere: no checkpoint here"):
         Trainer(load_config("tiny", [f"teacher={tmp_path / 'nowhere'}"]), tiny_packed, tmp_path / "run2", device="cpu")
     assert not (tmp_path / "run2").exists()
+
+
+def test_a_teacher_run_stays_the_checkpoint_the_student_started_from(tiny_packed, tmp_path):
+    """A teacher named as a run directory is pinned to its newest checkpoint when the student starts and
+    recorded in the student's config.json: the teacher run training on must not change, on resume, what the
+    student learns from. A teacher named as a checkpoint is taken as named."""
+    teacher_run, student = tmp_path / "teacher", tmp_path / "student"
+    train(load_config("tiny"), tiny_packed, teacher_run, device="cpu", steps=10)
+    first = list_checkpoints(teacher_run)[-1].resolve()
+    train(load_config("tiny", [f"teacher={teacher_run}"]), tiny_packed, student, device="cpu", steps=10)
+    train(load_config("tiny"), tiny_packed, teacher_run, resume=True, device="cpu", steps=20)
+    newest = list_checkpoints(teacher_run)[-1].resolve()
+    assert newest != first
+    for named, expected in ((teacher_run, first), (newest, newest)):
+        trainer = Trainer(load_config("tiny", [f"teacher={named}"]), tiny_packed, student, resume=True, device="cpu")
+        trainer.close()
+        assert trainer.cfg.teacher == str(expected)
+        assert json.loads((student / "config.json").read_text())["teacher"] == str(expected)

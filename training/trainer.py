@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -79,6 +80,8 @@ class Trainer:
         self.G = Generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.D = Discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if cfg.teacher:
+            self.cfg = cfg = replace(cfg, teacher=self._pin_teacher(cfg.teacher, resume))
         self.teacher = self._load_teacher(cfg.teacher) if cfg.teacher else None
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2),
                 **({"fused": True} if self.device.type == "cuda" else {"foreach": True})}
@@ -105,14 +108,33 @@ class Trainer:
             # G only: D's gradient penalty needs a double backward, which compiled graphs cannot give.
             self.G_train = torch.compile(self.G_train)
 
+    def _pin_teacher(self, spec: str, resume: bool) -> str:
+        """The one checkpoint folder the teacher is, as an absolute path (config.json records it).
+
+        A run directory's best or newest checkpoint moves on while that run trains; a student resumed later
+        must go on learning from the checkpoint it started with, not from whatever the teacher run holds now.
+        So on resume, a teacher given as a run directory stays the checkpoint of it that this run recorded.
+        """
+        path = Path(spec).expanduser()
+        recorded_config = self.run_dir / "config.json"
+        if resume and recorded_config.is_file():
+            recorded = json.loads(recorded_config.read_text()).get("teacher", "")
+            if recorded and Path(recorded).parent.resolve() == checkpoint_dir(path).resolve():
+                return recorded
+        try:
+            return str(resolve_checkpoint(path).resolve())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"teacher {spec}: no checkpoint here; expected a checkpoint folder (step_*, "
+                                    "with G_ema.safetensors) or a run directory (its best, else newest, checkpoint)"
+                                    ) from None
+
     def _load_teacher(self, path: str) -> Generator:
         """The teacher's G_ema, frozen; it must draw this data's tags, in this order, at this size."""
         try:
-            teacher, vocab, _, teacher_cfg = load_generator(Path(path).expanduser(), device=str(self.device))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"teacher {path}: no checkpoint here; expected a checkpoint folder (step_*, "
-                                    "with G_ema.safetensors) or a run directory (its best, else newest, checkpoint)"
-                                    ) from None
+            teacher, vocab, _, teacher_cfg = load_generator(path, device=str(self.device))
+        except FileNotFoundError:      # a recorded checkpoint that its own run's keep_last has since deleted
+            raise FileNotFoundError(f"teacher {path}: this checkpoint is gone; name another with "
+                                    "--set teacher=CHECKPOINT") from None
         if list(vocab.tags) != list(self.vocab.tags):
             raise ValueError(f"teacher {path}: its tags differ from this data's ({self._tag_changes(vocab.tags)}; "
                              "or another order); distil on the data it was trained on")
