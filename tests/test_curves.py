@@ -38,12 +38,13 @@ def test_curves_add_evaluation_panels_when_the_run_was_evaluated(tmp_path):
 
 
 def test_a_distillation_run_and_the_spectrum_get_panels_of_their_own(tmp_path):
-    """g_teacher (logged only with a teacher) and the spectrum distance (in evaluations since it existed) each
-    get a panel; a run without them gets neither (the test above: two panels, and four with evaluations)."""
+    """g_teacher (logged only with a teacher) and the spectrum distances (luminance and chroma, in evaluations
+    since they existed) each get a panel; a run without them gets neither (the test above: two panels, and four with evaluations)."""
     def figures(step):
         return {"score": 0.0, "fidelity": {"mean": 0.5}, "face_rate": {"generated": 0.5},
                 "nightmare_rate": {"generated": 0.5}, "kid": {"generated": {"mean": 0.01}}, "fid": {"generated": 1.0},
-                "diversity": {"generated": 1.0}, "spectrum": {"generated": {"distance": 1 - step / 200}}}
+                "diversity": {"generated": 1.0},
+                "spectrum": {"generated": {"distance": 1 - step / 200, "chroma_distance": 2 - step / 100}}}
     rows = [{"step": s, "d_adv": 1.0, "g_adv": 1.0, "gp": 0.5, "d_tag_real": 1.0, "g_tag_fake": 1.0, "loss_d": 1.0,
              "g_teacher": 0.6 - s / 400} for s in range(1, 101)] + [{"step": s, "eval": figures(s)} for s in (50, 100)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -51,3 +52,5 @@ def test_a_distillation_run_and_the_spectrum_get_panels_of_their_own(tmp_path):
     assert pixels.shape[0] == 6 * H      # three loss panels, shares, KID, spectrum
     blue = (np.abs(pixels.astype(int) - [31, 119, 180]).sum(-1) < 30)
     assert blue[2 * H:3 * H].sum() > 200 and blue[5 * H:].sum() > 200   # g_teacher's line; the spectrum's
+    orange = (np.abs(pixels.astype(int) - [255, 127, 14]).sum(-1) < 30)   # the second series: chroma's line
+    assert orange[5 * H:].sum() > 200 and orange[4 * H:5 * H].sum() == 0

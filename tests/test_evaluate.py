@@ -183,20 +183,29 @@ def test_attribute_fidelity_asks_on_and_off_for_the_same_faces():
 
 def test_the_spectrum_sees_grain_and_blur(tiny_packed):
     """Pixel noise (grain) raises the top band's power far above the real faces', a 3x3 box blur lowers it;
-    neither moves the lowest band much, and real faces against themselves are at distance 0."""
+    neither moves the lowest band much, and real faces against themselves are at distance 0. Coloured noise
+    (each channel its own) shows in chroma; grey noise (the same in R, G and B) in luminance only."""
     data = PackedSet.open(tiny_packed)
     faces = np.asarray(data.images[data.indices("train")]).astype(np.float64)
     real = band_power(faces.astype(np.uint8))
-    assert compare(real, real)["distance"] == 0 and compare(real, real)["ratio"] == [1.0] * len(real)
-    grainy = np.clip(faces + np.random.default_rng(0).normal(0, 16, faces.shape), 0, 255).astype(np.uint8)
+    bands = real.shape[1]
+    assert compare(real, real)["distance"] == 0 and compare(real, real)["chroma_distance"] == 0
+    assert compare(real, real)["ratio"] == compare(real, real)["chroma_ratio"] == [1.0] * bands
+    noise = np.random.default_rng(0).normal(0, 16, faces.shape)
+    grainy = np.clip(faces + noise, 0, 255).astype(np.uint8)
+    grey = np.clip(faces + noise[..., :1], 0, 255).astype(np.uint8)
     padded = np.pad(faces, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
     r = faces.shape[1]
     blurred = np.mean([padded[:, dy:dy + r, dx:dx + r] for dy in range(3) for dx in range(3)], axis=0)
     grain, blur = compare(band_power(grainy), real), compare(band_power(blurred.astype(np.uint8)), real)
+    grey_grain = compare(band_power(grey), real)
     # the tiny set's flat shapes have sharp edges, so the grain adds less to their top band than to a face's
     assert grain["ratio"][-1] > 1.3 > grain["ratio"][1] and blur["ratio"][-1] < 0.1
     assert abs(grain["ratio"][0] - 1) < 0.1 and abs(blur["ratio"][0] - 1) < 0.1
     assert grain["distance"] > 0.15 and blur["distance"] > 1
+    assert grain["chroma_ratio"][-1] > 1.3 and blur["chroma_ratio"][-1] < 0.1
+    assert grey_grain["ratio"][-1] > 1.3 and abs(grey_grain["chroma_ratio"][-1] - 1) < 0.1
+    assert grey_grain["chroma_distance"] < 0.5 * grain["chroma_distance"]
     with pytest.raises(ValueError, match=r"expected square RGB images \(N, R, R, 3\), got shape \(2, 32, 32\)"):
         band_power(np.zeros((2, 32, 32), np.uint8))
 
@@ -206,8 +215,9 @@ def test_real_faces_have_a_real_spectrum_and_a_random_generator_has_not(referenc
     perfect = evaluate_source(replaying(data), ref, tagger, n_per_tag=16, seed=0)["spectrum"]
     random_g = evaluate_source(torch_source(tiny_generator(data.vocab), data.vocab, data.priors()),
                                ref, tagger, n_per_tag=16, seed=0)["spectrum"]
-    assert perfect["generated"]["distance"] < 0.25 * random_g["generated"]["distance"]
-    assert perfect["real_train"]["distance"] < 0.25 * random_g["generated"]["distance"]
+    for key in ("distance", "chroma_distance"):
+        assert perfect["generated"][key] < 0.25 * random_g["generated"][key]
+        assert perfect["real_train"][key] < 0.25 * random_g["generated"][key]
 
 
 def test_same_seed_same_figures(reference):
@@ -248,8 +258,8 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out),
                  "--tagger", str(tagger_dir)]) == 0
     result = json.loads((out / "eval.json").read_text())
-    for key in ("score", "realness", "spectral_distance", "tag_fidelity", "face_rate", "nightmare_rate", "kid", "fid",
-                "diversity", "sheets"):
+    for key in ("score", "realness", "spectral_distance", "chroma_distance", "tag_fidelity", "face_rate",
+                "nightmare_rate", "kid", "fid", "diversity", "sheets"):
         assert key in result
     figures = result["figures"]
     assert set(figures) == {"realness", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",

@@ -79,10 +79,11 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
                              {k: [(s, h[k]) for s, h in figures] for k in ("tag_fidelity", "face_rate")}))
         panels.append(panel("evaluation (validation split): KID x 1000",
                              {"kid": [(s, h["kid"] * 1000) for s, h in figures]}))
-        spectral = [(s, h["spectral_distance"]) for s, h in figures if h["spectral_distance"] is not None]
-        if spectral:
-            panels.append(panel("evaluation: spectrum distance (mean |log2| power ratio to real; 0 = real)",
-                                {"spectral_distance": spectral}))
+        spectral = {key: [(s, h[key]) for s, h in figures if h[key] is not None]
+                    for key in ("spectral_distance", "chroma_distance")}
+        if spectral["spectral_distance"]:
+            panels.append(panel("evaluation: spectrum distance, luminance and chroma (mean |log2| power ratio to "
+                                "real; 0 = real)", {k: v for k, v in spectral.items() if v}))
         scored = [(s, h["realness"]) for s, h in figures if h["realness"] is not None]
         if scored:
             panels.append(panel("evaluation: realness (real-vs-generated CNN accuracy; 0.5 = indistinguishable)",

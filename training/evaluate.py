@@ -21,16 +21,18 @@ Every figure stands next to the same figure for real faces, because on their own
   faces from real validation faces (0.5: it cannot; 1.0: it always can). Unlike the figures above it
   sees what a person sees first: grain, smeared eyes, melted faces. The real figure feeds real training
   faces in as "generated": what a perfect generator would score.
-- spectrum (training/spectrum.py): the power of the faces' luminance in bands of spatial frequency, as a
-  ratio to the real faces' (1.0: real; above 1 in the top band: grain; below 1: blur), and their distance
-  (mean |log2 ratio|). The real figure compares real training faces with the validation faces.
+- spectrum (training/spectrum.py): the power of the faces' luminance and, apart, of their chroma (colour)
+  in bands of spatial frequency, as a ratio to the real faces' (1.0: real; above 1 in the top band: grain;
+  below 1: blur), and a distance for each (mean |log2 ratio|). Chroma grain is the coloured speckle a
+  person sees first. The real figure compares real training faces with the validation faces.
 - sample sheets: hair colours down, eye colours across, one fixed noise vector; and faces with tags
   drawn from the priors. Blind sheets (training/blind.py): generated and real faces shuffled and
   numbered, with the key in a separate file, for a person's own count.
 
 Which to trust for what: realness and the blind sheets for "does it look made by a person"; fidelity
 for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
-detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur); KID and
+detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur, chroma for
+the coloured speckle); KID and
 FID for comparing checkpoints of one run with one tagger.
 
 eval.json holds the headline figures (one number each, for the generated faces) at its top level and all
@@ -480,6 +482,7 @@ def headline(figures: dict) -> dict[str, float | None]:
     spectrum = figures.get("spectrum")       # absent from evaluations made before it existed
     return {"score": figures["score"], "realness": realness_["generated"]["accuracy"] if realness_ else None,
             "spectral_distance": spectrum["generated"]["distance"] if spectrum else None,
+            "chroma_distance": spectrum["generated"].get("chroma_distance") if spectrum else None,
             "tag_fidelity": figures["fidelity"]["mean"],
             "face_rate": figures["face_rate"]["generated"], "nightmare_rate": figures["nightmare_rate"]["generated"],
             "kid": figures["kid"]["generated"]["mean"], "fid": figures["fid"]["generated"],
@@ -522,9 +525,12 @@ def summary(result: dict) -> str:
         f"FID           {_f(fig['fid']['generated'], 1)} (train vs val {_f(fig['fid']['real_train'], 1)})",
         f"diversity     {_f(fig['diversity']['generated'], 2)} (real {_f(fig['diversity']['real'], 2)}) "
         f"for {', '.join(fig['diversity']['tags'])}",
-        f"spectrum      distance {_f(fig['spectrum']['generated']['distance'], 2)} "
+        f"spectrum      luminance distance {_f(fig['spectrum']['generated']['distance'], 2)} "
         f"(train vs val {_f(fig['spectrum']['real_train']['distance'], 2)}); power vs real, low to high: "
         f"{' '.join(f'{r:.2f}' for r in fig['spectrum']['generated']['ratio'])} (top above 1: grain)",
+        f"              chroma distance {_f(fig['spectrum']['generated']['chroma_distance'], 2)} "
+        f"(train vs val {_f(fig['spectrum']['real_train']['chroma_distance'], 2)}); power vs real: "
+        f"{' '.join(f'{r:.2f}' for r in fig['spectrum']['generated']['chroma_ratio'])} (coloured speckle)",
     ])
 
 
@@ -586,16 +592,22 @@ def markdown(result: dict) -> str:
         "| generated | real |", "| --- | --- |",
         f"| {_f(fig['diversity']['generated'])} | {_f(fig['diversity']['real'])} |", "",
         "## Spectrum", "",
-        "Power of the faces' luminance in bands of spatial frequency (cycles per pixel), as a ratio to the real "
-        "validation faces': 1.0 is real, above 1 in the top band is grain (a dotted texture at the pixel scale), "
-        "below 1 in the upper bands is blur. Distance: the mean |log2 ratio| over the bands. The right column "
-        "compares real training faces with the same validation faces.", "",
-        "| band | generated | real train |", "| --- | --- | --- |",
-        *[f"| {low:g}-{high:g} | {_f(g, 2)} | {_f(r, 2)} |" for (low, high), g, r in
-          zip(fig["spectrum"]["generated"]["bands"], fig["spectrum"]["generated"]["ratio"],
-              fig["spectrum"]["real_train"]["ratio"])],
+        "Power of the faces' luminance and, apart, of their chroma (colour: Cb and Cr) in bands of spatial "
+        "frequency (cycles per pixel), as a ratio to the real validation faces': 1.0 is real, above 1 in the top "
+        "bands is grain (a dotted texture at the pixel scale; in chroma, the coloured speckle), below 1 in the "
+        "upper bands is blur. Distance: the mean |log2 ratio| over the bands. The real columns compare real "
+        "training faces with the same validation faces.", "",
+        "| band | luminance, generated | real train | chroma, generated | real train |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {low:g}-{high:g} | {_f(g, 2)} | {_f(r, 2)} | {_f(gc, 2)} | {_f(rc, 2)} |"
+          for (low, high), g, r, gc, rc in zip(
+              fig["spectrum"]["generated"]["bands"], fig["spectrum"]["generated"]["ratio"],
+              fig["spectrum"]["real_train"]["ratio"], fig["spectrum"]["generated"]["chroma_ratio"],
+              fig["spectrum"]["real_train"]["chroma_ratio"])],
         f"| **distance** | **{_f(fig['spectrum']['generated']['distance'], 3)}** "
-        f"| {_f(fig['spectrum']['real_train']['distance'], 3)} |", "",
+        f"| {_f(fig['spectrum']['real_train']['distance'], 3)} "
+        f"| **{_f(fig['spectrum']['generated']['chroma_distance'], 3)}** "
+        f"| {_f(fig['spectrum']['real_train']['chroma_distance'], 3)} |", "",
         "## Samples", "",
         "One fixed noise vector; rows, then columns: "
         + "; ".join(f"{name} ({', '.join(tags)})" for name, tags in sheets["axes"].items()) + ".", "",
@@ -611,7 +623,8 @@ def markdown(result: dict) -> str:
         "- Does it draw what was asked: tag fidelity and attribute fidelity (no better than the tagger: compare "
         "with the real columns).",
         "- Mode collapse: diversity.",
-        "- What is wrong with the texture (grain or blur): the spectrum; it does not see the shape of a face.",
+        "- What is wrong with the texture (grain or blur): the spectrum, chroma for the coloured speckle; it does "
+        "not see the shape of a face.",
         "- Gross failures only: face rate (the detector also accepts blurred and half-formed faces).",
         "- Comparing checkpoints of one run: KID and FID, in this tagger's space only; near the real floor they "
         "stop telling checkpoints apart.", "",
