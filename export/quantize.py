@@ -63,10 +63,15 @@ def dense_layer(model: onnx.ModelProto) -> onnx.NodeProto:
 
 
 def output_layer(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """The nodes that compute `image` from the last hidden map: the final conv and its tanh."""
+    """The nodes that compute `image` from the last hidden map: the final conv, its tanh and, in a model with
+    `chroma_blur`, the fixed blur after it (pad, conv, clip). They stay float: few FLOPs, and every pixel's
+    colour depends on them."""
     producer = {out: node for node in model.graph.node for out in node.output}
-    tanh = producer["image"]
-    return [producer[tanh.input[0]], tanh]
+    after, node = [], producer["image"]
+    while node.op_type != "Tanh":
+        after.insert(0, node)
+        node = producer[node.input[0]]
+    return [producer[node.input[0]], node, *after]
 
 
 def int4_tensor(name: str, values: np.ndarray) -> onnx.TensorProto:
@@ -114,9 +119,9 @@ def quantize_weight(model: onnx.ModelProto, node: onnx.NodeProto, bits: int) -> 
 def quantize_compact(fp32_path: str | Path, compact_path: str | Path) -> None:
     """Write the "compact" model of `fp32_path` to `compact_path` (see the module docstring)."""
     model = onnx.load(str(fp32_path))
-    last = output_layer(model)[0]
+    kept = {node.output[0] for node in output_layer(model)}
     quantize_weight(model, dense_layer(model), bits=4)
-    for node in [n for n in model.graph.node if n.op_type == "Conv" and n.output[0] != last.output[0]]:
+    for node in [n for n in model.graph.node if n.op_type == "Conv" and n.output[0] not in kept]:
         quantize_weight(model, node, bits=8)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(compact_path))

@@ -48,6 +48,11 @@ def hair_length_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_tiny(ckpt, tmp_path_factory.mktemp("model"), default="fp32")
 
 
+@pytest.fixture(scope="module")
+def chroma_blur_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("run"), TAGS, PRIORS, chroma_blur=True)
+
+
 def manifest_of(model_dir: Path) -> dict:
     return json.loads((model_dir / "manifest.json").read_text())
 
@@ -131,6 +136,29 @@ def test_fp32_onnx_matches_pytorch(model_dir: Path, checkpoint: Path) -> None:
     assert np.abs(image - expected.numpy()).max() <= 1e-4
     assert np.abs(rgba[..., :3].astype(int) - to_uint8(expected).astype(int)).max() <= 1
     assert (rgba[..., 3] == 255).all() and rgba.shape == (16, 32, 32, 4)
+
+
+def test_a_chroma_blur_model_exports_with_its_blur_in_float(chroma_blur_checkpoint: Path, tmp_path: Path) -> None:
+    """G's fixed chroma blur is in the graph (the ONNX faces match PyTorch's, which are blurred), and the
+    compact and int8 variants keep it in float with the last conv, as they keep the pixels' own layers."""
+    out = export_tiny(chroma_blur_checkpoint, tmp_path / "m", default="compact")
+    generator, *_ = load_generator(chroma_blur_checkpoint)
+    assert generator.chroma_blur is not None
+    inputs = generator_inputs(manifest_of(out), 16, seed=3)
+    image, = session(out / "model.onnx").run(["image"], inputs)
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(inputs["noise"]), torch.from_numpy(inputs["labels"]))
+    assert np.abs(image - expected.numpy()).max() <= 1e-4
+    ops = [n.op_type for n in onnx.load(str(out / "model.compact.onnx")).graph.node]
+    # one DequantizeLinear for the dense layer and each conv but two: the last conv and the blur stay float
+    assert "Pad" in ops and ops.count("DequantizeLinear") == 1 + ops.count("Conv") - 2
+    int8 = onnx.load(str(out / "model.int8.onnx"))
+    producer = {o: n for n in int8.graph.node for o in n.output}
+    clip = producer["image"]
+    blur = producer[clip.input[0]]
+    assert (clip.op_type, blur.op_type) == ("Clip", "Conv")
+    assert not any(i in producer and producer[i].op_type == "DequantizeLinear" for i in blur.input)
+    assert psnr(out / "model.onnx", out / "model.compact.onnx", manifest_of(out), n=64) >= 35.0
 
 
 def test_int8_close_to_fp32(model_dir: Path) -> None:

@@ -46,6 +46,40 @@ def test_resize_upsampling_has_the_shuffles_shape_and_flops():
         ModelConfig(upsample="bilinear")
 
 
+def test_chroma_blur_smooths_colour_and_leaves_brightness():
+    """ChromaBlur keeps grey images and flat colours as they are and takes coloured pixel noise out of the
+    chroma (its top band falls below a tenth) while the luminance spectrum stays; it adds no weights, so G's
+    state dict is the same with the switch on or off."""
+    from training.models import ChromaBlur
+    from training.spectrum import band_power
+    blur = ChromaBlur()
+    rng = torch.Generator().manual_seed(0)
+    grey = (torch.rand(2, 1, 32, 32, generator=rng) * 1.6 - 0.8).expand(2, 3, 32, 32)
+    flat = torch.tensor([0.7, -0.2, 0.1]).view(1, 3, 1, 1).expand(1, 3, 32, 32)
+    assert torch.allclose(blur(grey), grey, atol=1e-5) and torch.allclose(blur(flat), flat, atol=1e-5)
+    noisy = torch.rand(8, 3, 32, 32, generator=rng) * 1.2 - 0.6
+    def to_uint8(x):
+        return ((x + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    before, after = band_power(to_uint8(noisy)), band_power(to_uint8(blur(noisy)))
+    assert after[1, -1] < 0.1 * before[1, -1] and np.allclose(after[0], before[0], rtol=0.05)
+    model = dict(resolution=32, noise_dim=16, g_channels=8, g_blocks=1, d_widths=(8, 16), d_blocks=1)
+    assert Generator(ModelConfig(**model, chroma_blur=True), 4).state_dict().keys() == \
+        Generator(ModelConfig(**model), 4).state_dict().keys()
+
+
+def test_a_run_may_start_from_a_model_without_chroma_blur_but_not_resume_with_it(tiny_packed, tmp_path):
+    run = tmp_path / "run"
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
+    with pytest.raises(ValueError, match=re.escape("chroma_blur False -> True")):
+        Trainer(load_config("tiny", ["model.chroma_blur=true"]), tiny_packed, run, resume=True, device="cpu")
+    started = Trainer(load_config("tiny", ["model.chroma_blur=true"]), tiny_packed, tmp_path / "blurred",
+                      device="cpu", init=run)
+    started.close()
+    before = load_file(str(list_checkpoints(run)[-1] / "G_ema.safetensors"))
+    assert started.G_ema.chroma_blur is not None
+    assert all(torch.equal(v, before[k]) for k, v in started.G_ema.state_dict().items())
+
+
 def test_translation_moves_content_within_an_eighth_and_cutout_blanks_a_quarter():
     x = torch.full((64, 3, 32, 32), -1.0)
     x[:, :, 16, 16] = 1.0                                   # one bright pixel

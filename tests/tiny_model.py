@@ -11,9 +11,12 @@ HAIR_LENGTH_TAGS = ["blonde hair", "red hair", "long hair", "short hair", "smile
 HAIR_LENGTH_PRIORS = [0.4, 0.6, 0.5, 0.3, 0.6, 0.7, 0.3]
 
 
-def tiny_checkpoint(run_dir: Path, tags: Sequence[str], priors: Sequence[float]) -> Path:
+def tiny_checkpoint(run_dir: Path, tags: Sequence[str], priors: Sequence[float], **model: object) -> Path:
     """A checkpoint of the `tiny` preset with random weights (BatchNorm statistics randomised too, so the
-    export's folding is exercised) and a G that differs from G_ema (the export must take the EMA one)."""
+    export's folding is exercised) and a G that differs from G_ema (the export must take the EMA one).
+    Keyword arguments change the preset's model config (e.g. `chroma_blur=True`)."""
+    from dataclasses import replace
+
     import torch
 
     from common.vocab import Vocabulary
@@ -21,7 +24,7 @@ def tiny_checkpoint(run_dir: Path, tags: Sequence[str], priors: Sequence[float])
     from training.config import PRESETS
     from training.models import Discriminator, Generator
 
-    cfg = PRESETS["tiny"]
+    cfg = replace(PRESETS["tiny"], model=replace(PRESETS["tiny"].model, **model))
     vocab = Vocabulary(tags)
     torch.manual_seed(0)
     g, d = Generator(cfg.model, len(vocab)), Discriminator(cfg.model, len(vocab))

@@ -32,6 +32,9 @@ class ModelConfig:
     # Output channels of each upsampling stage (empty: g_channels each). The last stage runs at full resolution:
     # at 64 px with 8 blocks it costs as much as all residual blocks together (docs/runs/v2-runs.md, section 7).
     g_up_channels: tuple[int, ...] = ()
+    # A fixed low-pass ([1, 2, 1] in each direction) on the chroma of G's output, luminance untouched: G cannot
+    # draw the coloured speckle that is most of its grain (ChromaBlur). Adds no weights.
+    chroma_blur: bool = False
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
@@ -109,6 +112,37 @@ class Upsample(nn.Module):
         return self.act(self.bn(x))
 
 
+# BT.601 RGB -> (Y, Cb, Cr); training/spectrum.py measures chroma with the same matrix.
+YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+class ChromaBlur(nn.Module):
+    """Blur the chroma (Cb, Cr) of RGB images with a [1, 2, 1] x [1, 2, 1] kernel; luminance passes unchanged.
+
+    Anime faces are flat fills of colour with dark lines: their fine detail is almost all luminance. The
+    grain on generated faces is mostly coloured speckle (v2 at step 12,750: 5x real's chroma high-pass at every
+    quantile, 13-21x its power in the top chroma band, with luminance within 1.25x), and blurring real
+    faces' chroma this way leaves them looking the same (docs/runs/v2-runs.md, section 10). RGB -> YCbCr, the
+    blur and back are all linear, so they fold into one fixed 3x3 convolution from RGB to RGB; edges are
+    padded by repetition. Its weights are a non-persistent buffer, so a checkpoint's state dict is the same
+    with the switch on or off, and a model trained without it can go on with it (`--init`).
+    """
+
+    def __init__(self):
+        super().__init__()
+        to_ycc = torch.tensor(YCBCR, dtype=torch.float64)
+        binomial = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+        blur = torch.outer(binomial, binomial) / 16
+        identity = torch.zeros(3, 3, dtype=torch.float64)
+        identity[1, 1] = 1
+        kernels = torch.stack([identity, blur, blur])                          # per YCbCr channel
+        weight = torch.einsum("oc,chw,ci->oihw", torch.linalg.inv(to_ycc), kernels, to_ycc)
+        self.register_buffer("weight", weight.float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight).clamp(-1, 1)
+
+
 class Generator(nn.Module):
     """noise (N, Z) + labels (N, T) -> image (N, 3, R, R) in [-1, 1]."""
 
@@ -123,6 +157,7 @@ class Generator(nn.Module):
         widths = (c, *cfg.up_channels)
         self.upsample = nn.Sequential(*[Upsample(i, cfg.upsample, cfg.icnr, o) for i, o in zip(widths, widths[1:])])
         self.to_rgb = nn.Conv2d(widths[-1], 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
+        self.chroma_blur = ChromaBlur() if cfg.chroma_blur else None
 
     def tag_axes(self) -> dict[str, tuple[int, int]]:
         """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
@@ -133,7 +168,8 @@ class Generator(nn.Module):
         # channels_last follows from here when the weights are channels_last (4x faster convs on CPU).
         x = torch.relu(self.fc_bn(x.contiguous(memory_format=torch.channels_last)))
         x = x + torch.relu(self.blocks_bn(self.blocks(x)))   # the long skip over all residual blocks
-        return torch.tanh(self.to_rgb(self.upsample(x)))
+        x = torch.tanh(self.to_rgb(self.upsample(x)))
+        return self.chroma_blur(x) if self.chroma_blur is not None else x
 
 
 class DResBlock(nn.Module):

@@ -177,9 +177,11 @@ class Trainer:
     def _check_same_model(self, ckpt: Path, verb: str = "resume") -> None:
         """Other network shapes cannot load the weights: say which fields differ, in one line. Both sides are
         read as ModelConfigs, so a field older checkpoints lack takes its default, and the upsampling widths
-        are compared as built (an empty `g_up_channels` is `g_channels` at each stage)."""
+        are compared as built (an empty `g_up_channels` is `g_channels` at each stage). A resume must also keep
+        the fields that add no weights (`chroma_blur`); a new run may start from a checkpoint without them."""
         def shape(model: ModelConfig) -> dict:
-            return {**model.to_json(), "g_up_channels": list(model.up_channels)}
+            built = {**model.to_json(), "g_up_channels": list(model.up_channels)}
+            return built if verb == "resume" else {k: v for k, v in built.items() if k != "chroma_blur"}
         saved = shape(ModelConfig(**json.loads((ckpt / "config.json").read_text()).get("model", {})))
         current = shape(self.cfg.model)
         changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
