@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backbone", help="kyara_plain_32 (the default; with --init, the init "
                                       "tagger's) or kyara_plain_16: the plain full-resolution CNN; "
                                       "or a timm model name")
+    t.add_argument("--attribute-backbone", default="",
+                   help="a second trunk (e.g. kyara_plain_32) for the tags outside the colour groups; with --init the "
+                        "init tagger's trunk and head stay frozen and only images with such labels train")
     t.add_argument("--backbone-weights", help="local weights file for the backbone (nothing is downloaded)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)
@@ -123,7 +126,8 @@ def _train(args: argparse.Namespace) -> int:
     tagger = train_tagger([Source(**s) for s in args.sources], args.out, backbone=args.backbone,
                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           backbone_weights=args.backbone_weights, device=args.device, oversample=args.oversample,
-                          min_positives=args.min_positives, init=args.init)
+                          min_positives=args.min_positives, init=args.init,
+                          attribute_backbone=args.attribute_backbone)
     accuracy = ", ".join(f"{k} {v:.1%}" for k, v in tagger.config.training["val_accuracy"].items())
     print(f"kyara tagger train: validation accuracy {accuracy} -> {args.out}")
     return 0

@@ -2,7 +2,11 @@
 
 A backbone (`tagger.backbones`: Kyara's plain full-resolution CNN, or a timm model created with
 `pretrained=False`: nothing is downloaded; a local weights file may be given) pools an image to a feature
-vector, and one linear layer maps it to one logit per vocabulary tag. Groups decide how logits become
+vector, and one linear layer maps it to one logit per vocabulary tag. A tagger may have a second trunk of its
+own for the tags outside the exclusive groups (`attribute_backbone`): hair length and expression have a few
+thousand labels against the colours' tens of thousands, and in a shared trunk the colours shape the
+features (a plain CNN trained on the annotated faces alone reads short hair at F1 0.80 where the shared
+trunk stays at 0.72; docs/runs/v2-runs.md, section 7). Groups decide how logits become
 probabilities: an exclusive group (hair colour, eye colour) is a softmax over its tags, because a face has
 exactly one hair colour; every other tag is an independent sigmoid.
 
@@ -15,6 +19,7 @@ import json
 import pickle
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,6 +47,8 @@ class TaggerConfig:
     input_size: int = 64
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # A second trunk for the non-exclusive tags ("" for none): their logits come from it and its own head.
+    attribute_backbone: str = ""
     # Decision thresholds of non-exclusive tags (exclusive groups take their argmax instead).
     thresholds: dict[str, float] = field(default_factory=dict)
     # Per non-exclusive tag, [lo, hi]: between them the tagger is unsure (`tagger.report.confident_bounds`).
@@ -53,24 +60,46 @@ class TaggerConfig:
         return Vocabulary.from_json(self.vocabulary)
 
 
-class TaggerNet(nn.Module):
-    """Backbone -> pooled features -> one logit per tag."""
+def attribute_columns(vocab: Vocabulary) -> list[int]:
+    """The columns of the tags outside the exclusive groups: those a second trunk reads."""
+    return [vocab.index(t) for g in vocab.groups if not g.exclusive for t in g.tags]
 
-    def __init__(self, backbone: str, n_tags: int, backbone_weights: str | Path | None = None):
+
+def _pooled_width(backbone: nn.Module) -> int:
+    # timm's pooled width: `head_hidden_size` when the backbone ends in a pre-logits layer (MobileNetV4).
+    return getattr(backbone, "head_hidden_size", None) or backbone.num_features
+
+
+class TaggerNet(nn.Module):
+    """Backbone -> pooled features -> one logit per tag; with `attribute_backbone`, the logits of
+    `attribute_columns` come from a second trunk and head instead (the first head's rows for them go unused,
+    so a single-trunk tagger's weights load into the first trunk as they are)."""
+
+    def __init__(self, backbone: str, n_tags: int, backbone_weights: str | Path | None = None,
+                 attribute_backbone: str = "", attribute_columns: Sequence[int] = ()):
         super().__init__()
-        self.backbone_name = backbone
+        self.backbone_name, self.attribute_backbone_name = backbone, attribute_backbone
         self.backbone = create_backbone(backbone)
         if backbone_weights is not None:
             load_backbone_weights(self.backbone, backbone_weights)
-        # timm's pooled width: `head_hidden_size` when the backbone ends in a pre-logits layer (MobileNetV4).
-        width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
-        self.head = nn.Linear(width, n_tags)
+        self.head = nn.Linear(_pooled_width(self.backbone), n_tags)
+        self.attribute_backbone = create_backbone(attribute_backbone) if attribute_backbone else None
+        if self.attribute_backbone is not None:
+            if not attribute_columns:
+                raise ValueError(f"attribute backbone {attribute_backbone!r}: the vocabulary has no tags outside "
+                                 "the exclusive groups for it to read")
+            self.register_buffer("attribute_columns", torch.tensor(list(attribute_columns)), persistent=False)
+            self.attribute_head = nn.Linear(_pooled_width(self.attribute_backbone), len(attribute_columns))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The first trunk's pooled features (KID/FID in tagger space are measured on them)."""
         return self.backbone(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        logits = self.head(self.features(x))
+        if self.attribute_backbone is None:
+            return logits
+        return logits.index_copy(1, self.attribute_columns, self.attribute_head(self.attribute_backbone(x)))
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
@@ -205,9 +234,9 @@ class Tagger:
 def save_tagger(out_dir: str | Path, net: TaggerNet, config: TaggerConfig) -> Path:
     """Write tagger.safetensors and tagger.json; each goes to a temporary name first, then is renamed.
 
-    The backbone written is the net's own, whatever `config` says, so the pair always loads."""
+    The backbones written are the net's own, whatever `config` says, so the pair always loads."""
     out_dir = Path(out_dir)
-    config = replace(config, backbone=net.backbone_name)
+    config = replace(config, backbone=net.backbone_name, attribute_backbone=net.attribute_backbone_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     with atomic_path(out_dir / WEIGHTS) as tmp:
@@ -225,6 +254,7 @@ def load_tagger(path: str | Path | None = None, device: str = "cpu") -> Tagger:
                                 "train one with `kyara tagger train`")
     raw = json.loads((folder / CONFIG).read_text())
     config = TaggerConfig(**{**raw, "mean": tuple(raw["mean"]), "std": tuple(raw["std"])})
-    net = TaggerNet(config.backbone, len(config.vocab))
+    net = TaggerNet(config.backbone, len(config.vocab), attribute_backbone=config.attribute_backbone,
+                    attribute_columns=attribute_columns(config.vocab))
     net.load_state_dict(load_file(str(folder / WEIGHTS)))
     return Tagger(net, config, device)

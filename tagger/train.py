@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.files import atomic_path
-from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, load_state, load_tagger, save_tagger,
-                          tagger_loss)
+from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, attribute_columns, load_state,
+                          load_tagger, save_tagger, tagger_loss)
 from tagger.report import calibrate_thresholds, confident_bounds, evaluate, known_scores, write_report
 from tagger.sources import Source, TrainingData, load_training_data
 
@@ -61,7 +61,8 @@ def epoch_order(data: TrainingData, train_idx: np.ndarray, oversample: int, rng:
 
 
 def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
-    """Copy a trained tagger's backbone and, for the tags both know, its head rows into `net`."""
+    """Copy a trained tagger's (first) backbone and, for the tags both know, its head rows into `net`; a second
+    trunk is not copied."""
     if start.config.backbone != backbone:
         raise ValueError(f"the tagger to start from has backbone {start.config.backbone!r}, not {backbone!r}")
     net.backbone.load_state_dict(start.net.backbone.state_dict())
@@ -75,12 +76,17 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.05,
                  backbone_weights: str | Path | None = None, seed: int = 0, device: str = "cpu",
                  limit: int | None = None, oversample: int = 1, fractions: Sequence[float] = (0.6, 0.2, 0.2),
-                 min_positives: int = 0, init: str | Path | None = None) -> Tagger:
+                 min_positives: int = 0, init: str | Path | None = None, attribute_backbone: str = "") -> Tagger:
     """Train, then calibrate thresholds and write the tagger and its report into `out`.
 
     `init` starts from a trained tagger (its backbone, and the head rows of the tags it knows), e.g. the
     shipped colour tagger, so that training goes to the new tags. `backbone` defaults to the init tagger's,
     else to `DEFAULT_BACKBONE`. `limit` caps the number of training images (for smoke tests).
+
+    `attribute_backbone` adds a second trunk for the non-exclusive tags (`tagger.model`). With `init` as well,
+    the first trunk and head are the init tagger's and stay frozen (its colours do not change), and only the
+    images with a known non-exclusive label train: the new trunk learns from those alone, as the probe that
+    read short hair best did.
     """
     data = load_training_data(sources, fractions, seed, min_positives)
     vocab = data.vocab
@@ -98,12 +104,24 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     resolution = int(data.images.shape[1])
     start = load_tagger(init) if init is not None else None
     backbone = backbone or (start.config.backbone if start is not None else DEFAULT_BACKBONE)
-    config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=resolution)
-    tagger = Tagger(TaggerNet(backbone, len(vocab), backbone_weights), config, device)
+    config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=resolution,
+                          attribute_backbone=attribute_backbone)
+    tagger = Tagger(TaggerNet(backbone, len(vocab), backbone_weights, attribute_backbone, attribute_columns(vocab)),
+                    config, device)
     net = tagger.net
     if start is not None:
         start_from(net, vocab, start, backbone)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    frozen = start is not None and net.attribute_backbone is not None
+    if frozen:
+        untrained = sorted({t for g in vocab.exclusive_groups for t in g.tags} - set(start.vocab.tags))
+        if untrained:
+            raise ValueError(f"{init}: its first trunk stays frozen under --attribute-backbone, but it was not "
+                             f"trained on {', '.join(untrained)}; start from a tagger that knows every colour")
+        net.backbone.requires_grad_(False)
+        net.head.requires_grad_(False)
+        labelled = (data.labels[:, attribute_columns(vocab)] >= 0).any(1)
+        train_idx = train_idx[labelled[train_idx]]
+    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     per_epoch = len(epoch_order(data, train_idx, oversample, np.random.default_rng(0)))
     steps_per_epoch = math.ceil(per_epoch / batch_size)
     total, warmup = epochs * steps_per_epoch, min(steps_per_epoch, 500)
@@ -127,6 +145,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     labels = torch.from_numpy(data.labels.astype(np.int64))
     for epoch in range(start_epoch, epochs):
         net.train()
+        if frozen:
+            net.backbone.eval()      # its BatchNorm statistics stay the init tagger's
         rng = np.random.default_rng([seed, epoch])  # per-epoch RNGs make a resumed run draw the same batches
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         order = epoch_order(data, train_idx, oversample, rng)
@@ -164,6 +184,7 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     report = final_report(tagger, data, colour_idx, calibrate_idx, report_idx, min_positives)
     config.thresholds = tagger.thresholds
     config.training = {"data": report["data"], "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                       **({"frozen_from": str(init)} if frozen else {}),
                        "weight_decay": weight_decay, "seed": seed, "oversample": oversample,
                        "fractions": list(fractions), "min_positives": min_positives,
                        "val_accuracy": {k: g["accuracy"] for k, g in report["groups"].items()}}

@@ -252,3 +252,50 @@ def test_a_saved_tagger_records_the_backbone_of_its_net(tmp_path):
     assert loaded.config.backbone == "kyara_plain_16"
     images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     np.testing.assert_allclose(loaded.predict(images), Tagger(net, loaded.config).predict(images), atol=1e-6)
+
+
+def test_a_second_trunk_alone_gives_the_tags_outside_the_colours():
+    """With an attribute backbone, the non-exclusive tags' logits come from the second trunk only and the
+    colours' from the first: changing the second trunk's weights moves smile and nothing else."""
+    from tagger.model import attribute_columns
+    vocab = Vocabulary(["blue hair", "red hair", "smile", "blush", "blue eyes", "red eyes"])
+    assert sorted(attribute_columns(vocab)) == sorted([vocab.index("smile"), vocab.index("blush")])
+    torch.manual_seed(0)
+    net = TaggerNet("kyara_plain_16", len(vocab), attribute_backbone="kyara_plain_16",
+                    attribute_columns=attribute_columns(vocab)).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        before = net(x)
+        net.attribute_head.bias += 1.0
+        after = net(x)
+    moved = (after - before).abs().amax(0) > 0.5
+    assert moved.tolist() == [t in ("smile", "blush") for t in vocab.tags]
+    with pytest.raises(ValueError, match="no tags outside the exclusive groups"):
+        TaggerNet("kyara_plain_16", 4, attribute_backbone="kyara_plain_16", attribute_columns=[])
+
+
+def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tmp_path):
+    """--init with --attribute-backbone: the init tagger's trunk and head stay frozen (the colours' probabilities
+    do not move by a bit), the second trunk learns smile (a white square in the middle), and the saved tagger
+    loads with both trunks."""
+    from tagger.train import train_tagger
+
+    images, labels, vocab = colour_set(n=48)
+    smile = np.arange(len(images)) % 4 < 2
+    images[smile, 12:20, 12:20] = 255
+    split = np.arange(len(images)) % 8 == 0
+    names = [str(i) for i in range(len(images))]
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
+                        names=names)
+    old = train_tagger([Source(data)], tmp_path / "old", backbone="kyara_plain_16", epochs=1, batch_size=8)
+    (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile)))
+    new = train_tagger([Source(data, [tmp_path / "smile.csv"])], tmp_path / "new", epochs=6, batch_size=8,
+                       lr=3e-3, init=tmp_path / "old", attribute_backbone="kyara_plain_16")
+    colours = [new.vocab.index(t) for t in vocab.tags]
+    np.testing.assert_allclose(new.predict(images)[:, colours], old.predict(images), atol=1e-6)
+    p_smile = new.predict(images)[:, new.vocab.index("smile")]
+    assert p_smile[smile].mean() > p_smile[~smile].mean() + 0.2
+    loaded = load_tagger(tmp_path / "new")
+    assert loaded.config.attribute_backbone == "kyara_plain_16"
+    np.testing.assert_allclose(loaded.predict(images[:6]), new.predict(images[:6]), atol=1e-6)
+    assert json.loads((tmp_path / "new" / "tagger.json").read_text())["training"]["frozen_from"] == str(tmp_path / "old")
