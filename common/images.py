@@ -14,6 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# BT.601 RGB -> (Y, Cb, Cr): luminance and chroma, for the spectrum that measures grain in each
+# (training/spectrum.py) and the generator's chroma blur (training/models.ChromaBlur).
+YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
 def load_rgb(source: str | Path | bytes, size: int | None = None) -> np.ndarray:

@@ -157,6 +157,16 @@ class Vocabulary:
     def exclusive_groups(self) -> tuple[Group, ...]:
         return tuple(g for g in self.groups if g.exclusive)
 
+    @property
+    def colour_tags(self) -> list[str]:
+        """The tags of the exclusive groups: hair and eye colours."""
+        return [tag for group in self.exclusive_groups for tag in group.tags]
+
+    @property
+    def attribute_tags(self) -> list[str]:
+        """The tags outside the exclusive (colour) groups: hair length, expression, accessories, `male`."""
+        return [tag for group in self.groups if not group.exclusive for tag in group.tags]
+
     def resolve(self, tag: str) -> str:
         """The vocabulary's spelling of `tag`, or a one-line TagError listing the valid names."""
         name = canonical(tag)

@@ -9,10 +9,10 @@
 - The dense layer (noise + labels -> 16 x 16 map): weight-only 4-bit, one scale per output row. It holds
   over half of G's weights but a tiny share of its arithmetic, so it is worth shrinking, not speeding up;
   at 8 bits the paper's 128 px G cannot fit its 3.8 MB budget (4.3 M weights).
-- The last conv and its tanh stay fp32: they make the pixels, where 8-bit steps show as banding, and
-  their weights are few (9 x 9 x C x 3).
+- The output layers stay fp32 (`output_layer`: the last conv, its tanh and, with `chroma_blur`, the fixed
+  blur after it): they make the pixels, where 8-bit steps show as banding, and their weights are few.
 
-"compact": the same file size class with fp32 speed. Every weight but the last conv's is stored in few bits
+"compact": the same file size class with fp32 speed. Every weight but the output layers' is stored in few bits
 (convolutions int8 per output channel, the dense layer int4 per row) behind a DequantizeLinear, and all the
 arithmetic is fp32. The browser's WASM build runs int8 QDQ convolutions slower than fp32 ones (the "int8"
 variant took 29.7 ms a face at batch 1 against fp32's 15.7), so the page's file keeps the small weights and
@@ -33,8 +33,8 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 from export.runtime import open_session, sample_labels
 
-SCHEME = "convs int8 (QDQ, weights per channel, activations uint8), dense layer int4 weight-only, last conv fp32"
-COMPACT_SCHEME = "weights only: convs int8 per output channel, dense layer int4 per row, last conv fp32; fp32 arithmetic"
+SCHEME = "convs int8 (QDQ, weights per channel, activations uint8), dense layer int4 weight-only, output layers fp32"
+COMPACT_SCHEME = "weights only: convs int8 per output channel, dense layer int4 per row, output layers fp32; fp32 arithmetic"
 # onnxruntime's session config entry that lets its constant folding turn DequantizeLinear of a stored weight
 # into an fp32 weight at load time (by default it keeps them for QDQ fusion and dequantizes on every run).
 COMPACT_SESSION_CONFIG = {"session.disable_quant_qdq": "1"}

@@ -62,7 +62,7 @@ class TaggerConfig:
 
 def attribute_columns(vocab: Vocabulary) -> list[int]:
     """The columns of the tags outside the exclusive groups: those a second trunk reads."""
-    return [vocab.index(t) for g in vocab.groups if not g.exclusive for t in g.tags]
+    return [vocab.index(t) for t in vocab.attribute_tags]
 
 
 def _pooled_width(backbone: nn.Module) -> int:

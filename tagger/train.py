@@ -61,15 +61,26 @@ def epoch_order(data: TrainingData, train_idx: np.ndarray, oversample: int, rng:
 
 
 def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
-    """Copy a trained tagger's (first) backbone and, for the tags both know, its head rows into `net`; a second
-    trunk is not copied."""
+    """Copy a trained tagger's backbone and, for the tags both know, its head rows into `net`; from a tagger
+    with a second trunk, that trunk too (and its head's rows), which `net` must then have as well."""
     if start.config.backbone != backbone:
         raise ValueError(f"the tagger to start from has backbone {start.config.backbone!r}, not {backbone!r}")
+    theirs = start.config.attribute_backbone
+    if theirs and theirs != net.attribute_backbone_name:
+        raise ValueError(f"the tagger to start from reads its non-colour tags with a second trunk ({theirs}); "
+                         f"pass --attribute-backbone {theirs} to go on from it")
     net.backbone.load_state_dict(start.net.backbone.state_dict())
+    if theirs:
+        net.attribute_backbone.load_state_dict(start.net.attribute_backbone.state_dict())
+    ours_cols = {t: i for i, t in enumerate(vocab.attribute_tags)}
+    their_cols = {t: i for i, t in enumerate(start.vocab.attribute_tags)}
     with torch.no_grad():
         for tag in set(vocab.tags) & set(start.vocab.tags):
             net.head.weight[vocab.index(tag)] = start.net.head.weight[start.vocab.index(tag)]
             net.head.bias[vocab.index(tag)] = start.net.head.bias[start.vocab.index(tag)]
+            if theirs and tag in ours_cols:
+                net.attribute_head.weight[ours_cols[tag]] = start.net.attribute_head.weight[their_cols[tag]]
+                net.attribute_head.bias[ours_cols[tag]] = start.net.attribute_head.bias[their_cols[tag]]
 
 
 def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | None = None, epochs: int = 10,
@@ -113,7 +124,7 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         start_from(net, vocab, start, backbone)
     frozen = start is not None and net.attribute_backbone is not None
     if frozen:
-        untrained = sorted({t for g in vocab.exclusive_groups for t in g.tags} - set(start.vocab.tags))
+        untrained = sorted(set(vocab.colour_tags) - set(start.vocab.tags))
         if untrained:
             raise ValueError(f"{init}: its first trunk stays frozen under --attribute-backbone, but it was not "
                              f"trained on {', '.join(untrained)}; start from a tagger that knows every colour")
@@ -121,6 +132,9 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         net.head.requires_grad_(False)
         labelled = (data.labels[:, attribute_columns(vocab)] >= 0).any(1)
         train_idx = train_idx[labelled[train_idx]]
+        if not len(train_idx):
+            raise ValueError(f"{', '.join(str(s.data) for s in sources)}: no training image has a label for "
+                             f"{', '.join(vocab.attribute_tags)}, so the second trunk has nothing to learn from")
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     per_epoch = len(epoch_order(data, train_idx, oversample, np.random.default_rng(0)))
     steps_per_epoch = math.ceil(per_epoch / batch_size)
@@ -132,6 +146,12 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         if state.get("backbone", backbone) != backbone:
             raise ValueError(f"{out / STATE}: an interrupted run on backbone {state['backbone']!r}, not "
                              f"{backbone!r}: pass --backbone {state['backbone']} to continue it, or a new --out")
+        if state.get("attribute_backbone", "") != attribute_backbone or state.get("frozen", False) != frozen:
+            theirs = state.get("attribute_backbone", "")
+            raise ValueError(f"{out / STATE}: an interrupted run with "
+                             f"{f'--attribute-backbone {theirs}' if theirs else 'one trunk'}"
+                             f"{' from a frozen --init' if state.get('frozen') else ''}: continue it with the same "
+                             "--attribute-backbone and --init, or use a new --out")
         try:
             net.load_state_dict(state["net"])
         except RuntimeError:
@@ -166,7 +186,7 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         tagger.net.eval()
         colour = evaluate(tagger.predict(data.images[colour_idx]), data.labels[colour_idx], vocab, {})
         calibrate = evaluate(tagger.predict(data.images[calibrate_idx]), data.labels[calibrate_idx], vocab, {})
-        record = {"epoch": epoch + 1, "train_loss": running,
+        record = {"epoch": epoch + 1, "images": int(len(order)), "train_loss": running,
                   "val_accuracy": {name: g["accuracy"] for name, g in colour["groups"].items()},
                   "calibrate_ap": {t: f["ap"] for t, f in calibrate["tags"].items()
                                    if not vocab.group_of(t).exclusive and f["ap"] is not None},
@@ -175,7 +195,7 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                          "backbone": backbone})
+                          "backbone": backbone, "attribute_backbone": attribute_backbone, "frozen": frozen})
 
     tagger.net.eval()
     calibrate_probs = tagger.predict(data.images[calibrate_idx])
@@ -223,7 +243,7 @@ def final_report(tagger: Tagger, data: TrainingData, colour_idx: np.ndarray, cal
             figures = evaluate(tagger.predict(data.images[idx]), data.labels[idx], vocab, tagger.thresholds)
             per_source[note["path"]] = {name: {"accuracy": g["accuracy"], "images": g["images"]}
                                         for name, g in figures["groups"].items()}
-    exclusive = {t for g in vocab.exclusive_groups for t in g.tags}
+    exclusive = set(vocab.colour_tags)
     unseen = report_idx[data.packed_val[report_idx]]
     # The report faces that are also in the packed validation split: not even a tagger this one started
     # from (`init`, trained on the packed train split) has seen them.

@@ -276,8 +276,9 @@ def test_a_second_trunk_alone_gives_the_tags_outside_the_colours():
 
 def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tmp_path):
     """--init with --attribute-backbone: the init tagger's trunk and head stay frozen (the colours' probabilities
-    do not move by a bit), the second trunk learns smile (a white square in the middle), and the saved tagger
-    loads with both trunks."""
+    do not move by a bit), only the images with a smile label train the second trunk, which learns smile (a
+    white square in the middle), and the saved tagger loads with both trunks."""
+    from tagger.sources import load_training_data
     from tagger.train import train_tagger
 
     images, labels, vocab = colour_set(n=48)
@@ -288,14 +289,31 @@ def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tm
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
                         names=names)
     old = train_tagger([Source(data)], tmp_path / "old", backbone="kyara_plain_16", epochs=1, batch_size=8)
-    (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile)))
-    new = train_tagger([Source(data, [tmp_path / "smile.csv"])], tmp_path / "new", epochs=6, batch_size=8,
-                       lr=3e-3, init=tmp_path / "old", attribute_backbone="kyara_plain_16")
+    # the last 8 faces have no smile label: they must not train the second trunk
+    (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile[:40])))
+    sources = [Source(data, [tmp_path / "smile.csv"])]
+    new = train_tagger(sources, tmp_path / "new", epochs=10, batch_size=8, lr=3e-3, init=tmp_path / "old",
+                       attribute_backbone="kyara_plain_16")
+    known = load_training_data(sources)
+    labelled = int(((known.split == "train") & (known.labels[:, known.vocab.index("smile")] >= 0)).sum())
+    epochs = [json.loads(line) for line in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()]
+    assert 0 < labelled < int((known.split == "train").sum())
+    assert {e["images"] for e in epochs} == {labelled}
     colours = [new.vocab.index(t) for t in vocab.tags]
     np.testing.assert_allclose(new.predict(images)[:, colours], old.predict(images), atol=1e-6)
     p_smile = new.predict(images)[:, new.vocab.index("smile")]
-    assert p_smile[smile].mean() > p_smile[~smile].mean() + 0.2
+    assert average_precision(p_smile, smile) > 0.9        # ranked by the white square (chance: 0.5)
     loaded = load_tagger(tmp_path / "new")
     assert loaded.config.attribute_backbone == "kyara_plain_16"
     np.testing.assert_allclose(loaded.predict(images[:6]), new.predict(images[:6]), atol=1e-6)
     assert json.loads((tmp_path / "new" / "tagger.json").read_text())["training"]["frozen_from"] == str(tmp_path / "old")
+    # an interrupted two-trunk run continues only as what it was
+    (tmp_path / "new" / "state.pt").rename(tmp_path / "state.pt")
+    (tmp_path / "again").mkdir()
+    (tmp_path / "state.pt").rename(tmp_path / "again" / "state.pt")
+    with pytest.raises(ValueError, match="an interrupted run with --attribute-backbone kyara_plain_16 from a frozen "
+                                         "--init: continue it with the same"):
+        train_tagger(sources, tmp_path / "again", epochs=11, batch_size=8, backbone="kyara_plain_16")
+    # going on from a two-trunk tagger needs a second trunk too
+    with pytest.raises(ValueError, match="pass --attribute-backbone kyara_plain_16 to go on from it"):
+        train_tagger(sources, tmp_path / "more", epochs=1, batch_size=8, init=tmp_path / "new")

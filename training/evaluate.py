@@ -141,15 +141,6 @@ def draw(source: Source, n: int, seed: int, chosen: Sequence[str] = ()) -> tuple
     return noise, source.vocab.sample_labels(source.priors, n, rng, chosen)
 
 
-def colour_tags(vocab: Vocabulary) -> list[str]:
-    return [tag for group in vocab.exclusive_groups for tag in group.tags]
-
-
-def attribute_tags(vocab: Vocabulary) -> list[str]:
-    """The tags outside the exclusive (colour) groups: hair length, expression, accessories, `male`."""
-    return [tag for group in vocab.groups if not group.exclusive for tag in group.tags]
-
-
 def seen(probs: np.ndarray, tagger: Tagger, tag: str) -> np.ndarray:
     """Whether the tagger sees a non-colour tag in each image, decided as its own tagging decides (at or above
     its threshold; in an at-most-one group such as hair length, only the likelier of the tags above theirs)."""
@@ -158,7 +149,7 @@ def seen(probs: np.ndarray, tagger: Tagger, tag: str) -> np.ndarray:
 
 def samples_per_tag(total: int, vocab: Vocabulary) -> int:
     """How many faces to ask for each colour so that all colours together make about `total`."""
-    return max(2, total // max(1, len(colour_tags(vocab))))
+    return max(2, total // max(1, len(vocab.colour_tags)))
 
 
 # --- the figures -----------------------------------------------------------------------------------
@@ -299,7 +290,7 @@ def real_attribute_fidelity(probs: np.ndarray, labels: np.ndarray, vocab: Vocabu
     """Per non-colour tag: the share of real faces labelled with it (`with`) and without it (`without`) in
     which the tagger sees it; None where no face is labelled so (unknown labels count for neither)."""
     result = {}
-    for tag in attribute_tags(vocab):
+    for tag in vocab.attribute_tags:
         if tag in tagger.vocab.tags:
             said = seen(probs, tagger, tag)
             column = labels[:, vocab.index(tag)]
@@ -311,7 +302,7 @@ def real_attribute_fidelity(probs: np.ndarray, labels: np.ndarray, vocab: Vocabu
 def real_fidelity(probs: np.ndarray, labels: np.ndarray, vocab: Vocabulary, tagger_vocab: Vocabulary) -> dict:
     """The tagger's accuracy on real faces, per colour (among the faces that have it) and per group."""
     per_tag = {}
-    for tag in colour_tags(vocab):
+    for tag in vocab.colour_tags:
         has = labels[:, vocab.index(tag)] == 1
         if tag in tagger_vocab.tags and has.any():
             per_tag[tag] = float(np.mean(judged_tags(probs[has], tagger_vocab, tag) == tag))
@@ -332,7 +323,7 @@ def fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dict:
     Every colour gets the same noise and the same other tags, so colours differ only in what was asked.
     """
     per_tag = {}
-    for tag in colour_tags(source.vocab):
+    for tag in source.vocab.colour_tags:
         if tag in tagger.vocab.tags:
             probs = tagger.predict(source.generate(*draw(source, n, seed, [tag])))
             per_tag[tag] = float(np.mean(judged_tags(probs, tagger.vocab, tag) == tag))
@@ -346,7 +337,7 @@ def attribute_fidelity(source: Source, tagger: Tagger, n: int, seed: int) -> dic
     group, so that "off" means the same for every face rather than a mix drawn from the priors."""
     noise, labels = draw(source, n, seed)
     result = {}
-    for tag in attribute_tags(source.vocab):
+    for tag in source.vocab.attribute_tags:
         if tag not in tagger.vocab.tags:
             continue
         group, col = source.vocab.group_of(tag), source.vocab.index(tag)
@@ -446,7 +437,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = 
             bar.set_postfix_str(stage)
 
         progress("reference")
-        ref = build_reference(packed, split, tagger, n_per_tag * len(colour_tags(source.vocab)), seed, protocol)
+        ref = build_reference(packed, split, tagger, n_per_tag * len(source.vocab.colour_tags), seed, protocol)
         figures = evaluate_source(source, ref, tagger, n_per_tag, seed, progress)
         progress("sheets")
         result = {"model": str(model), "data": str(data), "split": split, "seed": seed,

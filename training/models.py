@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.images import YCBCR
+
 
 UPSAMPLE_MODES = ("shuffle", "resize")
 
@@ -110,10 +112,6 @@ class Upsample(nn.Module):
         else:
             x = self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
         return self.act(self.bn(x))
-
-
-# BT.601 RGB -> (Y, Cb, Cr); training/spectrum.py measures chroma with the same matrix.
-YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
 class ChromaBlur(nn.Module):

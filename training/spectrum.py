@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.images import YCBCR
+
 # Radial frequency bands in cycles per pixel (0.5 is the Nyquist frequency along an axis; the top band also
 # takes the corners of the spectrum, up to 0.71 on the diagonals).
 BANDS = ((0.0, 0.125), (0.125, 0.25), (0.25, 0.375), (0.375, 0.75))
-# BT.601 luminance and chroma (Cb, Cr) of RGB in [0, 1].
-YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def band_power(images: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def band_power(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
         raise ValueError(f"expected square RGB images (N, R, R, 3), got shape {images.shape}")
-    ycc = (images.astype(np.float64) / 255.0) @ YCBCR.T
+    ycc = (images.astype(np.float64) / 255.0) @ np.array(YCBCR).T
     ycc -= ycc.mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.fft2(ycc, axes=(1, 2))) ** 2                        # (N, R, R, 3)
     power = np.stack([power[..., 0], power[..., 1] + power[..., 2]])          # (2, N, R, R)

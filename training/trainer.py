@@ -133,8 +133,9 @@ class Trainer:
         try:
             teacher, vocab, _, teacher_cfg = load_generator(path, device=str(self.device))
         except FileNotFoundError:      # a recorded checkpoint that its own run's keep_last has since deleted
-            raise FileNotFoundError(f"teacher {path}: this checkpoint is gone; name another with "
-                                    "--set teacher=CHECKPOINT") from None
+            raise FileNotFoundError(f"teacher {path}: this checkpoint is gone; name another checkpoint folder "
+                                    "with --set teacher=CHECKPOINT (the run directory again would keep this one)"
+                                    ) from None
         if list(vocab.tags) != list(self.vocab.tags):
             raise ValueError(f"teacher {path}: its tags differ from this data's ({self._tag_changes(vocab.tags)}; "
                              "or another order); distil on the data it was trained on")
