@@ -70,17 +70,19 @@ def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
         raise ValueError(f"the tagger to start from reads its non-colour tags with a second trunk ({theirs}); "
                          f"pass --attribute-backbone {theirs} to go on from it")
     net.backbone.load_state_dict(start.net.backbone.state_dict())
-    if theirs:
-        net.attribute_backbone.load_state_dict(start.net.attribute_backbone.state_dict())
-    ours_cols = {t: i for i, t in enumerate(vocab.attribute_tags)}
-    their_cols = {t: i for i, t in enumerate(start.vocab.attribute_tags)}
     with torch.no_grad():
         for tag in set(vocab.tags) & set(start.vocab.tags):
             net.head.weight[vocab.index(tag)] = start.net.head.weight[start.vocab.index(tag)]
             net.head.bias[vocab.index(tag)] = start.net.head.bias[start.vocab.index(tag)]
-            if theirs and tag in ours_cols:
-                net.attribute_head.weight[ours_cols[tag]] = start.net.attribute_head.weight[their_cols[tag]]
-                net.attribute_head.bias[ours_cols[tag]] = start.net.attribute_head.bias[their_cols[tag]]
+    if not theirs:
+        return
+    net.attribute_backbone.load_state_dict(start.net.attribute_backbone.state_dict())
+    theirs_rows = {t: i for i, t in enumerate(start.vocab.attribute_tags)}     # the second head's row order
+    with torch.no_grad():
+        for row, tag in enumerate(vocab.attribute_tags):
+            if tag in theirs_rows:
+                net.attribute_head.weight[row] = start.net.attribute_head.weight[theirs_rows[tag]]
+                net.attribute_head.bias[row] = start.net.attribute_head.bias[theirs_rows[tag]]
 
 
 def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | None = None, epochs: int = 10,

@@ -16,6 +16,9 @@ from common.images import YCBCR
 
 
 UPSAMPLE_MODES = ("shuffle", "resize")
+# ModelConfig fields that change what G computes but add no weights: a run may start from a checkpoint built
+# without them (`kyara train --init`), and a resume must keep them as they were.
+WEIGHTLESS_FIELDS = ("chroma_blur",)
 
 
 @dataclass

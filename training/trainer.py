@@ -37,7 +37,8 @@ from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generato
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import Discriminator, Generator, ModelConfig, load_across_vocabularies, standing_statistics
+from training.models import (WEIGHTLESS_FIELDS, Discriminator, Generator, ModelConfig, load_across_vocabularies,
+                             standing_statistics)
 
 
 class TrainingDiverged(RuntimeError):
@@ -175,14 +176,14 @@ class Trainer:
             walls = [r["wall_s"] for r in map(json.loads, kept) if "wall_s" in r]
             self.wall_offset = walls[-1] if walls else 0.0
 
-    def _check_same_model(self, ckpt: Path, verb: str = "resume") -> None:
+    def _check_same_model(self, ckpt: Path, verb: str = "resume", ignore: Sequence[str] = ()) -> None:
         """Other network shapes cannot load the weights: say which fields differ, in one line. Both sides are
         read as ModelConfigs, so a field older checkpoints lack takes its default, and the upsampling widths
-        are compared as built (an empty `g_up_channels` is `g_channels` at each stage). A resume must also keep
-        the fields that add no weights (`chroma_blur`); a new run may start from a checkpoint without them."""
+        are compared as built (an empty `g_up_channels` is `g_channels` at each stage). `ignore`: fields that
+        may differ (a new run's `WEIGHTLESS_FIELDS`)."""
         def shape(model: ModelConfig) -> dict:
             built = {**model.to_json(), "g_up_channels": list(model.up_channels)}
-            return built if verb == "resume" else {k: v for k, v in built.items() if k != "chroma_blur"}
+            return {k: v for k, v in built.items() if k not in ignore}
         saved = shape(ModelConfig(**json.loads((ckpt / "config.json").read_text()).get("model", {})))
         current = shape(self.cfg.model)
         changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
@@ -208,7 +209,7 @@ class Trainer:
 
         How a model trained on one vocabulary goes on to a larger one: see `load_across_vocabularies`.
         """
-        self._check_same_model(ckpt, "start from")
+        self._check_same_model(ckpt, "start from", ignore=WEIGHTLESS_FIELDS)
         old_tags = Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags
         for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
             state = load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device))
