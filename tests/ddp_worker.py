@@ -2,15 +2,19 @@
 
     ddp_worker.py DATA OUT          a few DDP steps, then each rank writes a digest of its weights
     ddp_worker.py DATA OUT nan      rank 1 alone gets a NaN loss; each rank writes how its run ended
+    ddp_worker.py DATA OUT teacher  a student of OUT/teacher, where rank 1 alone would find its older checkpoint;
+                                    each rank writes the teacher it pinned
 """
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
 
 from training import trainer as trainer_module
+from training.checkpoint import list_checkpoints
 from training.config import load_config
 from training.trainer import Trainer, TrainingDiverged
 
@@ -41,9 +45,23 @@ def diverge_on_rank_1(data: str, out: str) -> None:
     trainer.close()
 
 
+def teacher_moved_between_looks(data: str, out: str) -> None:
+    """As if the teacher run saved its newest checkpoint after rank 1 looked and before rank 0 did."""
+    teacher_run = Path(out) / "teacher"
+    if os.environ["RANK"] == "1":
+        oldest = list_checkpoints(teacher_run)[0]
+        trainer_module.resolve_checkpoint = lambda path: oldest
+    cfg = load_config("tiny", [f"teacher={teacher_run}"])
+    trainer = Trainer(cfg, data, Path(out) / "run", device="cpu")
+    (Path(out) / f"rank{trainer.rank}.txt").write_text(trainer.cfg.teacher)
+    trainer.close()
+
+
 def main(data: str, out: str, mode: str = "") -> None:
     if mode == "nan":
         return diverge_on_rank_1(data, out)
+    if mode == "teacher":
+        return teacher_moved_between_looks(data, out)
     cfg = load_config("tiny", ["ckpt_every=3"])
     trainer = Trainer(cfg, data, Path(out) / "run", device="cpu")
     initial = digest(trainer.G) + digest(trainer.D)

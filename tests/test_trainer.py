@@ -149,6 +149,19 @@ def test_nan_on_one_rank_stops_every_rank(tiny_packed, tmp_path):
         assert re.match(r"non-finite loss at step 5 .*rolled back to .*step_0000003", ended), (rank, ended)
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
+def test_every_rank_pins_the_teacher_rank_0_found(tiny_packed, tmp_path):
+    """A teacher run that saves a checkpoint between two ranks' looks must not give them different teachers."""
+    train(load_config("tiny", ["ckpt_every=3"]), tiny_packed, tmp_path / "teacher", device="cpu", steps=6)
+    newest = list_checkpoints(tmp_path / "teacher")[-1].resolve()
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(ROOT / "tests" / "ddp_worker.py"), str(tiny_packed), str(tmp_path), "teacher"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [str(newest)] * 2
+
+
 def test_compiled_run_takes_steps(tiny_packed, tmp_path):
     """compile=true compiles G only: D's penalty needs a double backward, which compiled graphs lack."""
     cfg = load_config("tiny", ["compile=true", "log_every=1"])

@@ -115,7 +115,23 @@ class Trainer:
         A run directory's best or newest checkpoint moves on while that run trains; a student resumed later
         must go on learning from the checkpoint it started with, not from whatever the teacher run holds now.
         So on resume, a teacher given as a run directory stays the checkpoint of it that this run recorded.
+        Under torchrun rank 0 alone looks and every rank takes its answer (or its error): ranks that looked
+        each for themselves could pin different checkpoints if the teacher run saved one between their looks.
         """
+        if not self.distributed:
+            return self._find_teacher(spec, resume)
+        answer: list = [None]
+        if self.rank == 0:
+            try:
+                answer = [self._find_teacher(spec, resume)]
+            except FileNotFoundError as exc:
+                answer = [exc]
+        dist.broadcast_object_list(answer, src=0)
+        if isinstance(answer[0], FileNotFoundError):
+            raise answer[0]
+        return answer[0]
+
+    def _find_teacher(self, spec: str, resume: bool) -> str:
         path = Path(spec).expanduser()
         recorded_config = self.run_dir / "config.json"
         if resume and recorded_config.is_file():
