@@ -3,19 +3,23 @@
     python benchmarks/realness_response.py --data ~/kyara-runs/data/getchu64
 
 Defects, each at a few strengths: the dotted sub-pixel checkerboard that PixelShuffle generators draw (a +-a
-pattern on alternate pixels), blur (the soft, smeared look), and noise (grain). A judge that agrees with a
-person scores clean faces near 0.5 and rises with each defect's strength. Prints `name: value unit` lines;
-never used as an assertion.
+pattern on alternate pixels), blur (the soft, smeared look), noise (grain), and melt (a smooth random warp of
+a few pixels: bent eyes and outlines with the texture intact). Each is scored by realness at full resolution
+and by shape realness (32 px). A judge that agrees with a person scores clean faces near the real floor and
+rises with each defect's strength; shape realness is meant to rise with melt and hardly with grain. Prints
+`name: value unit` lines; never used as an assertion.
 """
 from __future__ import annotations
 
 import argparse
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from common.packed import PackedSet
-from training.realness import Protocol, real_faces, realness
+from training.realness import Protocol, real_faces, realness, shape_protocol
 
 
 def checkerboard(images: np.ndarray, amplitude: float) -> np.ndarray:
@@ -33,6 +37,20 @@ def noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return np.clip(images + rng.normal(0, sigma, images.shape), 0, 255).astype(np.uint8)
 
 
+def melt(images: np.ndarray, pixels: float, seed: int = 0) -> np.ndarray:
+    """Each face warped by its own smooth random field (a 4 x 4 grid of shifts, bicubically upsampled) whose
+    shifts have a standard deviation of `pixels`."""
+    gen = torch.Generator().manual_seed(seed)
+    n, h, w = images.shape[:3]
+    shift = torch.randn(n, 2, 4, 4, generator=gen) * (2 * pixels / w)     # in grid_sample's [-1, 1] units
+    field = F.interpolate(shift, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    grid = torch.stack([xs, ys], dim=-1)[None] + field
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float()
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="packed set: validation faces are the real side")
@@ -43,10 +61,12 @@ def main() -> None:
     cases += [("checkerboard", checkerboard, a) for a in (4, 8, 16)]
     cases += [("blur", blur, r) for r in (0.5, 1.0, 2.0)]
     cases += [("noise", noise, s) for s in (4, 8, 16)]
+    cases += [("melt", melt, p) for p in (1, 2, 4)]
     for name, defect, strength in cases:
         fake = defect(real.stand_ins, strength)
-        score = realness(real.train, real.test, fake[:len(real.train)], fake[len(real.train):], protocol)
-        print(f"realness_{name}_{strength}: {score['accuracy']:.3f} (log-loss {score['log_loss']:.3f})")
+        for judge, used in (("realness", protocol), ("shape_realness", shape_protocol(protocol))):
+            score = realness(real.train, real.test, fake[:len(real.train)], fake[len(real.train):], used)
+            print(f"{judge}_{name}_{strength}: {score['accuracy']:.3f} (log-loss {score['log_loss']:.3f})")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
         --run old=~/kyara-runs/ab-old --run new=~/kyara-runs/ab-new --every 500 -o docs/time_to_quality.png
 
 For each run, every checkpoint whose step is a multiple of --every is scored once: realness (the fixed
-protocol of training/realness.py, against the validation split) and the face rate of the same held-out
-generated faces. Scores are appended to `realness.jsonl` and `face_rate.jsonl` in the run directory (one
-JSONL per metric), so a re-run only scores new checkpoints. A checkpoint's time is the run's own
+protocol of training/realness.py, against the validation split), shape realness (the same on faces shrunk
+to 32 px) and the face rate of the same held-out generated faces. Scores are appended to `realness.jsonl`,
+`shape_realness.jsonl` and `face_rate.jsonl` in the run directory (one JSONL per metric), so a re-run only
+scores new checkpoints. A checkpoint's time is the run's own
 `wall_s` at that step in metrics.jsonl: runs compare fairly only when they ran side by side under the
 same load. Prints `name: value unit` lines; never used as an assertion.
 """
@@ -21,7 +22,7 @@ from training.checkpoint import list_checkpoints, load_generator, step_of
 from training.curves import panel, stack
 from training.evaluate import Source, face_rate, matched_labels, torch_source
 from training.grid import save_png
-from training.realness import Protocol, real_faces, real_figure, realness
+from training.realness import Protocol, real_faces, real_figure, realness, shape_protocol
 
 SEED = 0
 
@@ -34,7 +35,7 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
     """Score the run's checkpoints that are not scored yet; return all scores, oldest first."""
     real = real_faces(data, "val", protocol)
     wall = {r["step"]: r["wall_s"] for r in read_jsonl(run / "metrics.jsonl") if "wall_s" in r}
-    done = {r["step"] for r in read_jsonl(run / "realness.jsonl")}
+    done = {r["step"] for r in read_jsonl(run / "shape_realness.jsonl")}   # the last of the three written
     for ckpt in list_checkpoints(run):
         step = step_of(ckpt)
         if step % every or step in done or step not in wall:
@@ -45,14 +46,18 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
         fake_train, fake_test = fake[:len(real.train)], fake[len(real.train):]
         base = {"step": step, "wall_s": wall[step], "images_seen": step * cfg.batch_size}
         score = realness(real.train, real.test, fake_train, fake_test, protocol)
-        with open(run / "realness.jsonl", "a") as f:
-            f.write(json.dumps({**base, **{k: v for k, v in score.items() if k != "protocol"}}) + "\n")
-        with open(run / "face_rate.jsonl", "a") as f:
-            f.write(json.dumps({**base, "face_rate": face_rate(fake_test)}) + "\n")
+        shape = realness(real.train, real.test, fake_train, fake_test, shape_protocol(protocol))
+        for metric, record in (("realness", score), ("face_rate", {"face_rate": face_rate(fake_test)}),
+                               ("shape_realness", shape)):
+            with open(run / f"{metric}.jsonl", "a") as f:
+                f.write(json.dumps({**base, **{k: v for k, v in record.items() if k != "protocol"}}) + "\n")
         print(f"{name}_step_{step}_realness: {score['accuracy']:.3f}")
+        print(f"{name}_step_{step}_shape_realness: {shape['accuracy']:.3f}")
     rates = {r["step"]: r["face_rate"] for r in read_jsonl(run / "face_rate.jsonl")}
-    scores = sorted(read_jsonl(run / "realness.jsonl"), key=lambda r: r["step"])
-    return [{**r, "face_rate": rates.get(r["step"])} for r in scores]
+    shapes = {r["step"]: r["accuracy"] for r in read_jsonl(run / "shape_realness.jsonl")}
+    # By step, the last row winning: a run stopped between two writes scores that checkpoint again.
+    scores = sorted({r["step"]: r for r in read_jsonl(run / "realness.jsonl")}.values(), key=lambda r: r["step"])
+    return [{**r, "face_rate": rates.get(r["step"]), "shape_realness": shapes.get(r["step"])} for r in scores]
 
 
 def main() -> None:
@@ -73,8 +78,10 @@ def main() -> None:
 
     real = real_faces(data, "val", protocol)
     real_score = real_figure(real, protocol)
+    real_shape = real_figure(real, shape_protocol(protocol))
     real_rate = face_rate(real.test)
     print(f"real_realness: {real_score['accuracy']:.3f}")
+    print(f"real_shape_realness: {real_shape['accuracy']:.3f}")
     print(f"real_face_rate: {real_rate:.3f}")
     for name, scores in runs.items():
         if scores:
@@ -82,6 +89,7 @@ def main() -> None:
             print(f"{name}_hours: {last['wall_s'] / 3600:.2f} h")
             print(f"{name}_images_seen: {last['images_seen']}")
             print(f"{name}_realness: {last['accuracy']:.3f}")
+            print(f"{name}_shape_realness: {last['shape_realness']:.3f}")
             print(f"{name}_face_rate: {last['face_rate']:.3f}")
 
     hours = [r["wall_s"] / 3600 for scores in runs.values() for r in scores] or [0.0, 1.0]
@@ -92,9 +100,13 @@ def main() -> None:
 
     realness_series = {name: [(r["wall_s"] / 3600, r["accuracy"]) for r in scores] for name, scores in runs.items()}
     rate_series = {name: [(r["wall_s"] / 3600, r["face_rate"]) for r in scores] for name, scores in runs.items()}
+    shape_series = {name: [(r["wall_s"] / 3600, r["shape_realness"]) for r in scores if r["shape_realness"] is not None]
+                    for name, scores in runs.items()}
     panels = [
         panel("realness: held-out accuracy of the real-vs-generated CNN (0.5 = indistinguishable; lower is better)",
               {**realness_series, "real faces": flat(real_score["accuracy"])}, x_label="hours"),
+        panel("shape realness: the same on faces shrunk to 32 px (grain averaged away; lower is better)",
+              {**shape_series, "real faces": flat(real_shape["accuracy"])}, x_label="hours"),
         panel("face rate (lbpcascade, higher is better)", {**rate_series, "real faces": flat(real_rate)},
               x_label="hours"),
     ]

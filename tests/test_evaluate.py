@@ -258,11 +258,11 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out),
                  "--tagger", str(tagger_dir)]) == 0
     result = json.loads((out / "eval.json").read_text())
-    for key in ("score", "realness", "spectral_distance", "chroma_distance", "tag_fidelity", "face_rate",
+    for key in ("score", "realness", "shape_realness", "spectral_distance", "chroma_distance", "tag_fidelity", "face_rate",
                 "nightmare_rate", "kid", "fid", "diversity", "sheets"):
         assert key in result
     figures = result["figures"]
-    assert set(figures) == {"realness", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",
+    assert set(figures) == {"realness", "realness_shape", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",
                             "diversity", "spectrum", "images", "score"}
     assert set(figures["fidelity"]["per_tag"]) == {"red hair", "blue hair", "green eyes", "brown eyes"}
     assert set(figures["fidelity"]["per_group"]) == {"hair colour", "eye colour"}
@@ -280,7 +280,8 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     # Twelve validation faces: every KID subset is the whole set, so there is no spread to print.
     assert figures["kid"]["generated"]["std"] is None and "no spread" in report
     printed = capsys.readouterr().out
-    assert "tag fidelity" in printed and "realness" in printed
+    assert "tag fidelity" in printed and "realness" in printed and "shape, 32 px" in printed
+    assert "| shape realness, 32 px |" in report
     assert f"{out}/report.md" in printed and "//" not in printed
 
 

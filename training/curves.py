@@ -84,10 +84,11 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
         if spectral["spectral_distance"]:
             panels.append(panel("evaluation: spectrum distance, luminance and chroma (mean |log2| power ratio to "
                                 "real; 0 = real)", {k: v for k, v in spectral.items() if v}))
-        scored = [(s, h["realness"]) for s, h in figures if h["realness"] is not None]
-        if scored:
-            panels.append(panel("evaluation: realness (real-vs-generated CNN accuracy; 0.5 = indistinguishable)",
-                                {"realness": scored}))
+        scored = {key: [(s, h[key]) for s, h in figures if h.get(key) is not None]
+                  for key in ("realness", "shape_realness")}
+        if scored["realness"]:
+            panels.append(panel("evaluation: realness at 64 and 32 px (real-vs-generated CNN accuracy; "
+                                "0.5 = indistinguishable)", {k: v for k, v in scored.items() if v}))
     return save_png(stack(panels), out)
 
 

@@ -19,8 +19,10 @@ Every figure stands next to the same figure for real faces, because on their own
   common one in the data); mode collapse shows as a drop below the real faces' figure.
 - realness (training/realness.py): the held-out accuracy of a small CNN trained briefly to tell generated
   faces from real validation faces (0.5: it cannot; 1.0: it always can). Unlike the figures above it
-  sees what a person sees first: grain, smeared eyes, melted faces. The real figure feeds real training
-  faces in as "generated": what a perfect generator would score.
+  sees what a person sees first. At 64 px that is mostly texture (grain); shape realness is the same test
+  on faces shrunk to 32 px, where grain is averaged away and what separates them is the layout (smeared
+  eyes, melted faces) and the colours. The real figure feeds real training faces in as "generated": what
+  a perfect generator would score.
 - spectrum (training/spectrum.py): the power of the faces' luminance and, apart, of their chroma (colour)
   in bands of spatial frequency, as a ratio to the real faces' (1.0: real; above 1 in the top band: grain;
   below 1: blur), and a distance for each (mean |log2 ratio|). Chroma grain is the coloured speckle a
@@ -29,7 +31,8 @@ Every figure stands next to the same figure for real faces, because on their own
   drawn from the priors. Blind sheets (training/blind.py): generated and real faces shuffled and
   numbered, with the key in a separate file, for a person's own count.
 
-Which to trust for what: realness and the blind sheets for "does it look made by a person"; fidelity
+Which to trust for what: realness (texture) and shape realness (layout), and the blind sheets, for "does it
+look made by a person"; fidelity
 for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
 detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur, chroma for
 the coloured speckle); KID and
@@ -61,7 +64,7 @@ from common.vocab import Vocabulary
 from tagger.model import tags_from_probabilities
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
-from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness
+from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness, shape_protocol
 from training.spectrum import band_power, compare as compare_spectra
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
@@ -270,6 +273,7 @@ def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: i
         "fid": fid(train_features, features),
         "diversity": mean_pairwise_distance(features[with_tags]),
         "realness": real_figure(real, protocol) if with_realness else None,
+        "realness_shape": real_figure(real, shape_protocol(protocol)) if with_realness else None,
         "spectrum": compare_spectra(band_power(train_images), spectrum),
         "spectrum_power": spectrum.tolist(),
         "images": int(len(pick)),
@@ -374,7 +378,8 @@ def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: i
     """All figures of one generator against a reference, each next to its real counterpart.
 
     `progress` is told the name of each stage as it starts (the command's progress bar). Realness trains
-    a few small classifiers (about a minute at 64 px on a CPU core); `with_realness=False` leaves it out.
+    a few small classifiers (about a minute at 64 px on a CPU core, a quarter of that for shape realness at
+    32 px); `with_realness=False` leaves both out.
     """
     progress("distribution")
     images = source.generate(*matched_labels(source, ref.vocab, ref.labels, seed + 1))
@@ -387,9 +392,13 @@ def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: i
     progress("realness")
     realness_fig = {}
     if with_realness:
-        realness_fig = {"realness": {"generated": realness(ref.realness_train, ref.realness_test,
-                                                           *realness_inputs(source, ref, seed + 4), ref.protocol),
-                                     "real": real["realness"]}}
+        fakes = realness_inputs(source, ref, seed + 4)
+        realness_fig = {
+            "realness": {"generated": realness(ref.realness_train, ref.realness_test, *fakes, ref.protocol),
+                         "real": real["realness"]},
+            "realness_shape": {"generated": realness(ref.realness_train, ref.realness_test, *fakes,
+                                                     shape_protocol(ref.protocol)),
+                               "real": real["realness_shape"]}}
     progress("fidelity")
     return {
         **realness_fig,
@@ -470,8 +479,10 @@ def write_sheets(source: Source, ref: Reference, out: Path, seed: int) -> dict:
 def headline(figures: dict) -> dict[str, float | None]:
     """One number per figure, for the generated faces: flat, so that a manifest or a table can quote it."""
     realness_ = figures.get("realness")      # absent from evaluations made before it existed, or switched off
+    shape = figures.get("realness_shape")    # the same, and absent from evaluations made before it existed
     spectrum = figures.get("spectrum")       # absent from evaluations made before it existed
     return {"score": figures["score"], "realness": realness_["generated"]["accuracy"] if realness_ else None,
+            "shape_realness": shape["generated"]["accuracy"] if shape else None,
             "spectral_distance": spectrum["generated"]["distance"] if spectrum else None,
             "chroma_distance": spectrum["generated"].get("chroma_distance") if spectrum else None,
             "tag_fidelity": figures["fidelity"]["mean"],
@@ -505,6 +516,8 @@ def summary(result: dict) -> str:
         f"realness      {_realness(fig['realness']['generated'])}; "
         f"real faces {fig['realness']['real']['accuracy']:.3f} "
         "(0.5: indistinguishable)",
+        f"  shape, 32 px {_realness(fig['realness_shape']['generated'])}; "
+        f"real faces {fig['realness_shape']['real']['accuracy']:.3f}",
         f"tag fidelity  {_f(fig['fidelity']['mean'], 2)} ({groups}); "
         f"tagger on real faces {_f(fig['fidelity']['real']['mean'], 2)}",
         *(["attributes    seen when asked on / off: " + ", ".join(
@@ -539,14 +552,17 @@ def markdown(result: dict) -> str:
         "Held-out accuracy of a small CNN trained briefly (fixed protocol, mean of "
         f"{fig['realness']['generated']['protocol']['seeds']} seeds) to tell generated faces from real validation "
         "faces: 0.5 means it cannot tell them apart, 1.0 that it always can. The real column feeds real training "
-        "faces in as \"generated\": the floor. This is the figure to trust for whether faces look made by a "
-        "person; the blind sheets below let you check it by eye.", "",
+        "faces in as \"generated\": the floor. At full resolution it is decided mostly by texture (grain); "
+        "shape realness is the same test on faces shrunk to 32 px first, where the grain is averaged away and "
+        "the layout (eyes, outline, hair) and the colours are what is left. These are the figures to trust for "
+        "whether faces look made by a person; the blind sheets below let you check them by eye.", "",
         "| | generated | real |", "| --- | --- | --- |",
-        f"| accuracy | {_f(fig['realness']['generated']['accuracy'])} "
-        f"± {_f(fig['realness']['generated']['accuracy_std'])} "
-        f"| {_f(fig['realness']['real']['accuracy'])} ± {_f(fig['realness']['real']['accuracy_std'])} |",
-        f"| log-loss (nats; 0.693 at chance) | {_f(fig['realness']['generated']['log_loss'])} "
-        f"| {_f(fig['realness']['real']['log_loss'])} |", "",
+        *[row for key, name in (("realness", "accuracy"), ("realness_shape", "shape realness, 32 px"))
+          for row in (
+              f"| {name} | {_f(fig[key]['generated']['accuracy'])} ± {_f(fig[key]['generated']['accuracy_std'])} "
+              f"| {_f(fig[key]['real']['accuracy'])} ± {_f(fig[key]['real']['accuracy_std'])} |",
+              f"| {'log-loss' if key == 'realness' else 'its log-loss'} (nats; 0.693 at chance) "
+              f"| {_f(fig[key]['generated']['log_loss'])} | {_f(fig[key]['real']['log_loss'])} |")], "",
         "## Tag fidelity", "",
         "Share of faces asked for a colour in which the tagger sees that colour (its most likely colour of the "
         "group). The real column is the tagger's accuracy on real faces of that colour.", "",
@@ -610,7 +626,8 @@ def markdown(result: dict) -> str:
         f"numbered: {', '.join(f'[{b}]({b})' for b in sheets['blind'])}. Count good / flawed / broken before "
         f"opening the key, [{sheets['blind_key']}]({sheets['blind_key']}).", "",
         "## Which figure to trust for what", "",
-        "- Does it look made by a person: realness, and your own count on the blind sheets.",
+        "- Does it look made by a person: realness (texture) and shape realness (eyes, outline: melted faces), "
+        "and your own count on the blind sheets.",
         "- Does it draw what was asked: tag fidelity and attribute fidelity (no better than the tagger: compare "
         "with the real columns).",
         "- Mode collapse: diversity.",
