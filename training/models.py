@@ -40,6 +40,10 @@ class ModelConfig:
     # A fixed low-pass ([1, 2, 1] in each direction) on the chroma of G's output, luminance untouched: G cannot
     # draw the coloured speckle that is most of its grain (ChromaBlur). Adds no weights.
     chroma_blur: bool = False
+    # Projection discriminator (Miyato & Koyama 2018) beside the ACGAN tag head: D's real/fake logit adds
+    # <embed(tags), features>, so an image is judged real *for its tags* and G cannot look real while
+    # ignoring them. ACGAN alone trades the two against each other through lambda_adv (docs/runs section 12).
+    d_projection: bool = False
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
@@ -188,8 +192,14 @@ class DResBlock(nn.Module):
         return self.act(x + self.body(x))
 
 
+def projection_codes(labels: torch.Tensor) -> torch.Tensor:
+    """Labels (1 on, 0 off, -1 unknown) as the projection reads them: +1, -1 and 0, so that an unknown tag
+    adds nothing to the logit."""
+    return torch.where(labels >= 0, labels.float() * 2 - 1, torch.zeros((), device=labels.device))
+
+
 class Discriminator(nn.Module):
-    """image (N, 3, R, R) -> (real/fake logit (N,), tag logits (N, T))."""
+    """image (N, 3, R, R) [, labels (N, T) with d_projection] -> (real/fake logit (N,), tag logits (N, T))."""
 
     def __init__(self, cfg: ModelConfig, n_tags: int):
         super().__init__()
@@ -204,14 +214,25 @@ class Discriminator(nn.Module):
         side = cfg.resolution // 2 ** len(cfg.d_widths)
         self.adv_head = nn.Linear(in_channels * side * side, 1)
         self.tag_head = nn.Linear(in_channels * side * side, n_tags)
+        # Zero at the start: the logit begins as the plain D's and learns how much each tag should move it.
+        self.embed = nn.Linear(n_tags, in_channels * side * side, bias=False) if cfg.d_projection else None
+        if self.embed is not None:
+            nn.init.zeros_(self.embed.weight)
 
     def tag_axes(self) -> dict[str, tuple[int, int]]:
         """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
-        return {"tag_head.weight": (0, 0), "tag_head.bias": (0, 0)}
+        return {"tag_head.weight": (0, 0), "tag_head.bias": (0, 0),
+                **({"embed.weight": (1, 0)} if self.embed is not None else {})}
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(images).flatten(1)
-        return self.adv_head(h).squeeze(1), self.tag_head(h)
+        adv = self.adv_head(h).squeeze(1)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("a projection discriminator (d_projection) judges an image with its labels")
+            adv = adv + (self.embed(projection_codes(labels)) * h).sum(1)
+        return adv, self.tag_head(h)
 
 
 @torch.no_grad()

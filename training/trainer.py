@@ -286,6 +286,9 @@ class Trainer:
         cfg, b = self.cfg, self.cfg.batch_size
         real, real_labels = self._real_batch()
         fake_labels = torch.from_numpy(self.vocab.sample_labels(self.priors, b, self.rng)).to(self.device)
+        # What a projection D reads of the fakes' tags: each fake hides the tags its real partner's label leaves
+        # unknown, so that D cannot tell the two kinds apart by which tags are known (G still draws them all).
+        seen_fake_labels = torch.where(real_labels >= 0, fake_labels.to(real_labels.dtype), -1)
         noise = torch.randn(b, cfg.model.noise_dim, generator=self.dev_gen, device=self.device)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
 
@@ -295,7 +298,7 @@ class Trainer:
         both = augment(torch.cat([real, fake.detach().to(real.dtype)]), self.policy, self.dev_gen)
         penalise = self.step % cfg.gp_every == 0
         with autocast:
-            adv, tags = self.D_train(both)
+            adv, tags = self.D_train(both, torch.cat([real_labels, seen_fake_labels]))
             adv_real, adv_fake = adv.split(b)
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
             loss_d_tag = tag_loss(tags[:b], real_labels)
@@ -309,7 +312,7 @@ class Trainer:
                 # this batch, not real and fake too.
                 # (A copy, not the leaf itself: tools that hook module inputs, such as FlopCounterMode and
                 # profilers, put gradient hooks on leaf inputs, and autograd.grad cannot run those.)
-                adv_hat, _ = self.D(x_hat.clone())
+                adv_hat, _ = self.D(x_hat.clone(), real_labels)
             gp = gradient_penalty(adv_hat, x_hat)
             # Lazy regularisation: every k-th step with k times the weight keeps the same average pressure.
             loss_d = loss_d + cfg.lambda_gp * cfg.gp_every * gp
@@ -319,7 +322,7 @@ class Trainer:
         self.opt_d.step()
 
         with autocast:
-            adv_g, tags_g = self.D(augment(fake, self.policy, self.dev_gen))   # plain D: no gradient sync for D
+            adv_g, tags_g = self.D(augment(fake, self.policy, self.dev_gen), seen_fake_labels)   # plain D: no sync
             loss_g_adv = adv_loss(adv_g, True)
             loss_g_tag = tag_loss(tags_g, fake_labels)
         loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
