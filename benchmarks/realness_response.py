@@ -4,7 +4,7 @@
 
 Defects, each at a few strengths: the dotted sub-pixel checkerboard that PixelShuffle generators draw (a +-a
 pattern on alternate pixels), blur (the soft, smeared look), noise (grain), and melt (a smooth random warp of
-a few pixels: bent eyes and outlines with the texture intact). Each is scored by realness at full resolution
+a few pixels: bent eyes and outlines; its bilinear resampling also softens the texture a little). Each is scored by realness at full resolution
 and by shape realness (32 px). A judge that agrees with a person scores clean faces near the real floor and
 rises with each defect's strength; shape realness is meant to rise with melt and hardly with grain. Prints
 `name: value unit` lines; never used as an assertion.
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from common.packed import PackedSet
-from training.realness import Protocol, real_faces, realness, shape_protocol
+from training.realness import Protocol, judges, real_faces, realness
 
 
 def checkerboard(images: np.ndarray, amplitude: float) -> np.ndarray:
@@ -38,8 +38,8 @@ def noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 
 
 def melt(images: np.ndarray, pixels: float, seed: int = 0) -> np.ndarray:
-    """Each face warped by its own smooth random field (a 4 x 4 grid of shifts, bicubically upsampled) whose
-    shifts have a standard deviation of `pixels`."""
+    """Each face warped by its own smooth random field: a 4 x 4 grid of shifts with a standard deviation of
+    `pixels` (smaller between the grid points), bicubically upsampled."""
     gen = torch.Generator().manual_seed(seed)
     n, h, w = images.shape[:3]
     shift = torch.randn(n, 2, 4, 4, generator=gen) * (2 * pixels / w)     # in grid_sample's [-1, 1] units
@@ -64,7 +64,7 @@ def main() -> None:
     cases += [("melt", melt, p) for p in (1, 2, 4)]
     for name, defect, strength in cases:
         fake = defect(real.stand_ins, strength)
-        for judge, used in (("realness", protocol), ("shape_realness", shape_protocol(protocol))):
+        for judge, used in judges(protocol).items():
             score = realness(real.train, real.test, fake[:len(real.train)], fake[len(real.train):], used)
             print(f"{judge}_{name}_{strength}: {score['accuracy']:.3f} (log-loss {score['log_loss']:.3f})")
 

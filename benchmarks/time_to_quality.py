@@ -7,7 +7,7 @@ For each run, every checkpoint whose step is a multiple of --every is scored onc
 protocol of training/realness.py, against the validation split), shape realness (the same on faces shrunk
 to 32 px) and the face rate of the same held-out generated faces. Scores are appended to `realness.jsonl`,
 `shape_realness.jsonl` and `face_rate.jsonl` in the run directory (one JSONL per metric), so a re-run only
-scores new checkpoints. A checkpoint's time is the run's own
+scores the checkpoints that lack a realness or shape-realness row. A checkpoint's time is the run's own
 `wall_s` at that step in metrics.jsonl: runs compare fairly only when they ran side by side under the
 same load. Prints `name: value unit` lines; never used as an assertion.
 """
@@ -22,7 +22,7 @@ from training.checkpoint import list_checkpoints, load_generator, step_of
 from training.curves import panel, stack
 from training.evaluate import Source, face_rate, matched_labels, torch_source
 from training.grid import save_png
-from training.realness import Protocol, real_faces, real_figure, realness, shape_protocol
+from training.realness import Protocol, judges, real_faces, real_figure, realness
 
 SEED = 0
 
@@ -35,7 +35,7 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
     """Score the run's checkpoints that are not scored yet; return all scores, oldest first."""
     real = real_faces(data, "val", protocol)
     wall = {r["step"]: r["wall_s"] for r in read_jsonl(run / "metrics.jsonl") if "wall_s" in r}
-    done = {r["step"] for r in read_jsonl(run / "shape_realness.jsonl")}   # the last of the three written
+    done = set.intersection(*({r["step"] for r in read_jsonl(run / f"{name}.jsonl")} for name in judges()))
     for ckpt in list_checkpoints(run):
         step = step_of(ckpt)
         if step % every or step in done or step not in wall:
@@ -45,14 +45,13 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
         fake = source.generate(*matched_labels(source, data.vocab, real.labels, SEED + 4))
         fake_train, fake_test = fake[:len(real.train)], fake[len(real.train):]
         base = {"step": step, "wall_s": wall[step], "images_seen": step * cfg.batch_size}
-        score = realness(real.train, real.test, fake_train, fake_test, protocol)
-        shape = realness(real.train, real.test, fake_train, fake_test, shape_protocol(protocol))
-        for metric, record in (("realness", score), ("face_rate", {"face_rate": face_rate(fake_test)}),
-                               ("shape_realness", shape)):
+        with open(run / "face_rate.jsonl", "a") as f:
+            f.write(json.dumps({**base, "face_rate": face_rate(fake_test)}) + "\n")
+        for metric, used in judges(protocol).items():
+            score = realness(real.train, real.test, fake_train, fake_test, used)
             with open(run / f"{metric}.jsonl", "a") as f:
-                f.write(json.dumps({**base, **{k: v for k, v in record.items() if k != "protocol"}}) + "\n")
-        print(f"{name}_step_{step}_realness: {score['accuracy']:.3f}")
-        print(f"{name}_step_{step}_shape_realness: {shape['accuracy']:.3f}")
+                f.write(json.dumps({**base, **{k: v for k, v in score.items() if k != "protocol"}}) + "\n")
+            print(f"{name}_step_{step}_{metric}: {score['accuracy']:.3f}")
     rates = {r["step"]: r["face_rate"] for r in read_jsonl(run / "face_rate.jsonl")}
     shapes = {r["step"]: r["accuracy"] for r in read_jsonl(run / "shape_realness.jsonl")}
     # By step, the last row winning: a run stopped between two writes scores that checkpoint again.
@@ -78,7 +77,7 @@ def main() -> None:
 
     real = real_faces(data, "val", protocol)
     real_score = real_figure(real, protocol)
-    real_shape = real_figure(real, shape_protocol(protocol))
+    real_shape = real_figure(real, judges(protocol)["shape_realness"])
     real_rate = face_rate(real.test)
     print(f"real_realness: {real_score['accuracy']:.3f}")
     print(f"real_shape_realness: {real_shape['accuracy']:.3f}")
@@ -88,9 +87,9 @@ def main() -> None:
             last = scores[-1]
             print(f"{name}_hours: {last['wall_s'] / 3600:.2f} h")
             print(f"{name}_images_seen: {last['images_seen']}")
-            print(f"{name}_realness: {last['accuracy']:.3f}")
-            print(f"{name}_shape_realness: {last['shape_realness']:.3f}")
-            print(f"{name}_face_rate: {last['face_rate']:.3f}")
+            for key, value in (("realness", last["accuracy"]), ("shape_realness", last["shape_realness"]),
+                               ("face_rate", last["face_rate"])):
+                print(f"{name}_{key}: " + ("n/a" if value is None else f"{value:.3f}"))
 
     hours = [r["wall_s"] / 3600 for scores in runs.values() for r in scores] or [0.0, 1.0]
 

@@ -262,7 +262,7 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
                 "nightmare_rate", "kid", "fid", "diversity", "sheets"):
         assert key in result
     figures = result["figures"]
-    assert set(figures) == {"realness", "realness_shape", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",
+    assert set(figures) == {"realness", "shape_realness", "fidelity", "attributes", "face_rate", "nightmare_rate", "kid", "fid",
                             "diversity", "spectrum", "images", "score"}
     assert set(figures["fidelity"]["per_tag"]) == {"red hair", "blue hair", "green eyes", "brown eyes"}
     assert set(figures["fidelity"]["per_group"]) == {"hair colour", "eye colour"}
@@ -282,6 +282,7 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tag fidelity" in printed and "realness" in printed and "shape, 32 px" in printed
     assert "| shape realness, 32 px |" in report
+    assert [figures[k]["generated"]["protocol"]["resolution"] for k in ("realness", "shape_realness")] == [64, 32]
     assert f"{out}/report.md" in printed and "//" not in printed
 
 

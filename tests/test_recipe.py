@@ -94,8 +94,10 @@ def test_projection_d_judges_an_image_with_its_known_tags():
     assert not torch.allclose(d(images, on)[0], d(images, off)[0])
     unknown = torch.tensor([[-1, 0, 1, 0]] * 3)
     with torch.no_grad():
+        judged_unknown = d(images, unknown)[0]
         d.embed.weight[:, 0] = 0                   # the unknown tag's column gone: the same logit
-        assert torch.allclose(d(images, unknown)[0], d(images, on)[0])
+        assert torch.allclose(judged_unknown, d(images, on)[0])
+        assert torch.allclose(judged_unknown, d(images, off)[0])
     with pytest.raises(ValueError, match="judges an image with its labels"):
         d(images)
     plain = Discriminator(ModelConfig(**cfg), 4)
@@ -116,6 +118,25 @@ def test_a_projection_run_learns_to_call_an_image_real_for_its_own_tags(tiny_pac
     with torch.no_grad():
         own, other = trainer.D(images, labels)[0], trainer.D(images, swapped)[0]
     assert (own > other).float().mean() > 0.9
+    trainer.close()
+
+
+def test_a_projection_d_sees_a_fakes_tags_only_where_its_real_partner_has_them(tiny_packed, tmp_path):
+    """Where a real face's tag is unknown, the fake beside it in the batch shows D that tag as unknown too, so
+    D cannot tell the kinds apart by which tags are known; G itself is still asked for every tag."""
+    trainer = Trainer(load_config("tiny", ["model.d_projection=true"]), tiny_packed, tmp_path / "run", device="cpu")
+    trainer.data.labels[::2, trainer.vocab.index("green eyes")] = -1      # half the faces: eye colour unknown
+    trainer.data.labels[::2, trainer.vocab.index("brown eyes")] = -1
+    seen, asked = [], []
+    d_forward, g_forward = trainer.D.forward, trainer.G.forward
+    trainer.D.forward = lambda images, labels=None: (seen.append(labels.clone()), d_forward(images, labels))[1]
+    trainer.G.forward = lambda noise, labels: (asked.append(labels.clone()), g_forward(noise, labels))[1]
+    trainer.train_step()
+    real_labels, fake_seen = seen[0].chunk(2)       # D's forward on real + fake; then the penalty's and G's
+    assert (real_labels == -1).any() and not (asked[0] == -1).any()
+    assert torch.equal(fake_seen == -1, real_labels == -1)
+    assert torch.equal(fake_seen[fake_seen >= 0].float(), asked[0][real_labels >= 0])
+    assert torch.equal(seen[-1], fake_seen)          # G's step: the same view
     trainer.close()
 
 

@@ -40,7 +40,8 @@ class TrainConfig:
     keep_last: int = 3
     eval_every: int = 0             # 0: no evaluation during training
     eval_samples: int = 500
-    eval_realness: bool = True      # the realness classifiers: about a minute per evaluation at 64 px on a CPU
+    eval_realness: bool = True      # the realness classifiers: about a minute, plus a quarter for shape realness,
+                                    # per evaluation at 64 px on a CPU
     amp: bool = True                # bf16 autocast, CUDA only
     compile: bool = False           # torch.compile G (pays off on long GPU runs)
 

@@ -87,7 +87,7 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
         scored = {key: [(s, h[key]) for s, h in figures if h.get(key) is not None]
                   for key in ("realness", "shape_realness")}
         if scored["realness"]:
-            panels.append(panel("evaluation: realness at 64 and 32 px (real-vs-generated CNN accuracy; "
+            panels.append(panel("evaluation: realness and shape realness (real-vs-generated CNN accuracy; "
                                 "0.5 = indistinguishable)", {k: v for k, v in scored.items() if v}))
     return save_png(stack(panels), out)
 

@@ -64,7 +64,7 @@ from common.vocab import Vocabulary
 from tagger.model import tags_from_probabilities
 from training.blind import blind_sheets
 from training.grid import save_grid, to_uint8
-from training.realness import Protocol as RealnessProtocol, real_faces, real_figure, realness, shape_protocol
+from training.realness import Protocol as RealnessProtocol, judges, real_faces, real_figure, realness
 from training.spectrum import band_power, compare as compare_spectra
 
 FACE_DETECTION_SIZE = 256   # faces are upscaled to this first: the cascade was made for full-size pictures
@@ -272,8 +272,7 @@ def build_reference(data: PackedSet, split: str, tagger: Tagger, n: int, seed: i
         "kid": kid(train_features, features, seed),
         "fid": fid(train_features, features),
         "diversity": mean_pairwise_distance(features[with_tags]),
-        "realness": real_figure(real, protocol) if with_realness else None,
-        "realness_shape": real_figure(real, shape_protocol(protocol)) if with_realness else None,
+        **{name: real_figure(real, used) if with_realness else None for name, used in judges(protocol).items()},
         "spectrum": compare_spectra(band_power(train_images), spectrum),
         "spectrum_power": spectrum.tolist(),
         "images": int(len(pick)),
@@ -393,12 +392,8 @@ def evaluate_source(source: Source, ref: Reference, tagger: Tagger, n_per_tag: i
     realness_fig = {}
     if with_realness:
         fakes = realness_inputs(source, ref, seed + 4)
-        realness_fig = {
-            "realness": {"generated": realness(ref.realness_train, ref.realness_test, *fakes, ref.protocol),
-                         "real": real["realness"]},
-            "realness_shape": {"generated": realness(ref.realness_train, ref.realness_test, *fakes,
-                                                     shape_protocol(ref.protocol)),
-                               "real": real["realness_shape"]}}
+        realness_fig = {name: {"generated": realness(ref.realness_train, ref.realness_test, *fakes, used),
+                               "real": real[name]} for name, used in judges(ref.protocol).items()}
     progress("fidelity")
     return {
         **realness_fig,
@@ -479,7 +474,7 @@ def write_sheets(source: Source, ref: Reference, out: Path, seed: int) -> dict:
 def headline(figures: dict) -> dict[str, float | None]:
     """One number per figure, for the generated faces: flat, so that a manifest or a table can quote it."""
     realness_ = figures.get("realness")      # absent from evaluations made before it existed, or switched off
-    shape = figures.get("realness_shape")    # the same, and absent from evaluations made before it existed
+    shape = figures.get("shape_realness")    # the same, and absent from evaluations made before it existed
     spectrum = figures.get("spectrum")       # absent from evaluations made before it existed
     return {"score": figures["score"], "realness": realness_["generated"]["accuracy"] if realness_ else None,
             "shape_realness": shape["generated"]["accuracy"] if shape else None,
@@ -508,6 +503,11 @@ def _realness(value: dict) -> str:
             f"real faces told {value['accuracy_real']:.2f}, generated {value['accuracy_generated']:.2f})")
 
 
+def _px(figure: dict) -> str:
+    """The size a realness figure's faces were judged at."""
+    return f"{figure['generated']['protocol']['resolution']} px"
+
+
 def summary(result: dict) -> str:
     """A few lines for the terminal."""
     fig = result["figures"]
@@ -516,8 +516,8 @@ def summary(result: dict) -> str:
         f"realness      {_realness(fig['realness']['generated'])}; "
         f"real faces {fig['realness']['real']['accuracy']:.3f} "
         "(0.5: indistinguishable)",
-        f"  shape, 32 px {_realness(fig['realness_shape']['generated'])}; "
-        f"real faces {fig['realness_shape']['real']['accuracy']:.3f}",
+        f"  shape, {_px(fig['shape_realness'])} {_realness(fig['shape_realness']['generated'])}; "
+        f"real faces {fig['shape_realness']['real']['accuracy']:.3f}",
         f"tag fidelity  {_f(fig['fidelity']['mean'], 2)} ({groups}); "
         f"tagger on real faces {_f(fig['fidelity']['real']['mean'], 2)}",
         *(["attributes    seen when asked on / off: " + ", ".join(
@@ -557,7 +557,8 @@ def markdown(result: dict) -> str:
         "the layout (eyes, outline, hair) and the colours are what is left. These are the figures to trust for "
         "whether faces look made by a person; the blind sheets below let you check them by eye.", "",
         "| | generated | real |", "| --- | --- | --- |",
-        *[row for key, name in (("realness", "accuracy"), ("realness_shape", "shape realness, 32 px"))
+        *[row for key, name in (("realness", "accuracy"),
+                                ("shape_realness", f"shape realness, {_px(fig['shape_realness'])}"))
           for row in (
               f"| {name} | {_f(fig[key]['generated']['accuracy'])} ± {_f(fig[key]['generated']['accuracy_std'])} "
               f"| {_f(fig[key]['real']['accuracy'])} ± {_f(fig[key]['real']['accuracy_std'])} |",

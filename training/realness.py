@@ -59,6 +59,12 @@ def shape_protocol(protocol: Protocol = Protocol()) -> Protocol:
     return replace(protocol, resolution=min(protocol.resolution, SHAPE_RESOLUTION))
 
 
+def judges(protocol: Protocol = Protocol()) -> dict[str, Protocol]:
+    """Both realness tests by the name their figures go by: texture (the protocol as it is) and shape. On faces
+    no larger than SHAPE_RESOLUTION the two are the same test."""
+    return {"realness": protocol, "shape_realness": shape_protocol(protocol)}
+
+
 def classifier(width: int) -> nn.Module:
     """Four 3x3 convolutions, the first at full resolution (so it can see single-pixel texture), then an
     average over the image: ~25k parameters at width 16."""

@@ -124,10 +124,10 @@ class Trainer:
         if self.rank == 0:
             try:
                 answer = [self._find_teacher(spec, resume)]
-            except FileNotFoundError as exc:
+            except Exception as exc:      # every rank raises it: one left waiting for the broadcast would hang
                 answer = [exc]
         dist.broadcast_object_list(answer, src=0)
-        if isinstance(answer[0], FileNotFoundError):
+        if isinstance(answer[0], Exception):
             raise answer[0]
         return answer[0]
 
