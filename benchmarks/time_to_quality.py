@@ -35,7 +35,7 @@ def score_run(name: str, run: Path, data: PackedSet, every: int, protocol: Proto
     """Score the run's checkpoints that are not scored yet; return all scores, oldest first."""
     real = real_faces(data, "val", protocol)
     wall = {r["step"]: r["wall_s"] for r in read_jsonl(run / "metrics.jsonl") if "wall_s" in r}
-    done = set.intersection(*({r["step"] for r in read_jsonl(run / f"{name}.jsonl")} for name in judges()))
+    done = set.intersection(*({r["step"] for r in read_jsonl(run / f"{metric}.jsonl")} for metric in judges(protocol)))
     for ckpt in list_checkpoints(run):
         step = step_of(ckpt)
         if step % every or step in done or step not in wall:
