@@ -57,6 +57,11 @@ def _sheet(faces: np.ndarray, first_number: int) -> Image.Image:
         r, c = divmod(i, COLS)
         x, y = c * FACE, r * (FACE + LABEL)
         draw.text((x + 4, y + 2), str(first_number + i), fill="black", font=font)
-        # Bicubic, as a browser scales a picture up; both kinds alike, so neither is favoured.
-        sheet.paste(Image.fromarray(face).resize((FACE, FACE), Image.BICUBIC), (x, y + LABEL))
+        sheet.paste(enlarged(face), (x, y + LABEL))
     return sheet
+
+
+def enlarged(face: np.ndarray) -> Image.Image:
+    """A uint8 H x W x 3 face at the sheets' size. Bicubic, as a browser scales a picture up; real and
+    generated faces alike, so neither is favoured."""
+    return Image.fromarray(face).resize((FACE, FACE), Image.BICUBIC)

@@ -1,5 +1,5 @@
-"""Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`, `kyara curves`,
-`kyara eval`."""
+"""Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`,
+`kyara compare`, `kyara curves`, `kyara eval`."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "samples.png inside it")
     p.set_defaults(func=_sample)
 
+    p = sub.add_parser("compare", help="several models' faces from the same noise, one row each, above real faces")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="checkpoint folder, run directory, or exported model folder / .onnx file")
+    p.add_argument("--data", required=True, help="packed set whose real faces make the last row")
+    p.add_argument("--split", default="val", help="which faces of --data the real row shows (default: val)")
+    p.add_argument("--tags", default="", help='e.g. "silver hair,red eyes" (others drawn from the priors)')
+    p.add_argument("-n", type=positive_int, default=8, help="faces a row")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("-o", "--out", type=output_file("compare.png"), default="compare.png",
+                   help="PNG to write (replaced if it exists); a folder or a path ending in / means "
+                        "compare.png inside it")
+    p.set_defaults(func=_compare)
+
     p = sub.add_parser("curves", help="a run's loss (and evaluation) curves as one PNG")
     p.add_argument("run_dir", help="run directory with metrics.jsonl")
     p.add_argument("-o", "--out", default="curves.png")
@@ -112,6 +125,13 @@ def _sample(args: argparse.Namespace) -> int:
     from training.sample import sample_to_file
     path = sample_to_file(args.checkpoint, args.tags, args.n, args.seed, args.out)
     print(path)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from training.compare import compare_to_file
+    print(compare_to_file(args.models, args.data, args.out, n=args.n, seed=args.seed, tags=args.tags,
+                          split=args.split))
     return 0
 
 

@@ -1,0 +1,62 @@
+"""`kyara compare`: models' rows from the same noise above a row of real faces, at the blind sheets' size."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.packed import PackedSet
+from conftest import make_tiny_packed
+from kyara.cli import main
+from training.blind import FACE, LABEL, enlarged
+from training.config import load_config
+from training.trainer import train
+
+ROW = FACE + LABEL
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("compare")
+    packed = make_tiny_packed(tmp / "packed")
+    train(load_config("tiny"), packed, tmp / "run", device="cpu", steps=20)   # checkpoints at 10 and 20
+    return tmp / "run", packed
+
+
+def _rows(path: Path, n: int) -> list[np.ndarray]:
+    sheet = np.asarray(Image.open(path))
+    assert sheet.shape[1] == n * FACE
+    return [sheet[r * ROW + LABEL:(r + 1) * ROW] for r in range(sheet.shape[0] // ROW)]
+
+
+def test_compare_draws_each_model_from_the_same_noise_above_real_faces(run: tuple[Path, Path],
+                                                                       tmp_path: Path) -> None:
+    run_dir, packed = run
+    checkpoints = sorted((run_dir / "checkpoints").iterdir())
+    out = tmp_path / "a.png"
+    assert main(["compare", str(checkpoints[0]), str(checkpoints[-1]), str(checkpoints[-1]),
+                 "--data", str(packed), "-n", "5", "--seed", "3", "-o", str(out)]) == 0
+    first, last, again, real = _rows(out, 5)
+    assert np.array_equal(last, again) and not np.array_equal(first, last)
+
+    data = PackedSet.open(packed)
+    val = data.indices("val")
+    pick = np.sort(np.random.default_rng(3).choice(val, 5, replace=False))
+    expected = np.concatenate([np.asarray(enlarged(data.images[i])) for i in pick], axis=1)
+    assert np.array_equal(real, expected)
+
+    other = tmp_path / "b.png"
+    assert main(["compare", str(checkpoints[-1]), "--data", str(packed), "-n", "5", "--seed", "4",
+                 "-o", str(other)]) == 0
+    assert not np.array_equal(_rows(other, 5)[0], last)
+
+
+def test_compare_names_a_missing_packed_set_before_drawing(run: tuple[Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    run_dir, _ = run
+    assert main(["compare", str(run_dir), "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("kyara compare: ") and "nowhere" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
