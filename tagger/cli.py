@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--attribute-backbone", default="",
                    help="a second trunk (e.g. kyara_plain_32) for the tags outside the colour groups; with --init the "
                         "init tagger's trunk and head stay frozen and only images with such labels train")
+    t.add_argument("--mouth-backbone", default="",
+                   help="a trunk (e.g. kyara_plain_32) that reads --mouth-tags from a box around the mouth, enlarged; "
+                        "with --init every other trunk and head stays frozen and only images with such labels train")
+    t.add_argument("--mouth-tags", default="smile", help="the tags the mouth trunk reads (default: smile)")
     t.add_argument("--backbone-weights", help="local weights file for the backbone (nothing is downloaded)")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=64)
@@ -127,7 +131,8 @@ def _train(args: argparse.Namespace) -> int:
                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           backbone_weights=args.backbone_weights, device=args.device, oversample=args.oversample,
                           min_positives=args.min_positives, init=args.init,
-                          attribute_backbone=args.attribute_backbone)
+                          attribute_backbone=args.attribute_backbone, mouth_backbone=args.mouth_backbone,
+                          mouth_tags=[t.strip() for t in args.mouth_tags.split(",") if t.strip()])
     accuracy = ", ".join(f"{k} {v:.1%}" for k, v in tagger.config.training["val_accuracy"].items())
     print(f"kyara tagger train: validation accuracy {accuracy} -> {args.out}")
     return 0

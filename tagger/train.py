@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.files import atomic_path
-from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, attribute_columns, load_state,
-                          load_tagger, save_tagger, tagger_loss)
+from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, build_net, load_state, load_tagger,
+                          save_tagger, tagger_loss)
 from tagger.report import calibrate_thresholds, confident_bounds, evaluate, known_scores, write_report
 from tagger.sources import Source, TrainingData, load_training_data
 
@@ -62,13 +62,22 @@ def epoch_order(data: TrainingData, train_idx: np.ndarray, oversample: int, rng:
 
 def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
     """Copy a trained tagger's backbone and, for the tags both know, its head rows into `net`; from a tagger
-    with a second trunk, that trunk too (and its head's rows), which `net` must then have as well."""
+    with a second (or mouth) trunk, that trunk too (and its head's rows), which `net` must then have as well."""
     if start.config.backbone != backbone:
         raise ValueError(f"the tagger to start from has backbone {start.config.backbone!r}, not {backbone!r}")
     theirs = start.config.attribute_backbone
     if theirs and theirs != net.attribute_backbone_name:
         raise ValueError(f"the tagger to start from reads its non-colour tags with a second trunk ({theirs}); "
                          f"pass --attribute-backbone {theirs} to go on from it")
+    mouth = start.config.mouth_backbone
+    if mouth and (mouth != net.mouth_backbone_name or start.config.mouth_tags != [vocab.tags[c] for c in
+                                                                                 net.mouth_columns.tolist()]):
+        raise ValueError(f"the tagger to start from reads {', '.join(start.config.mouth_tags)} with a mouth trunk "
+                         f"({mouth}); pass --mouth-backbone {mouth} --mouth-tags "
+                         f"\"{', '.join(start.config.mouth_tags)}\" to go on from it")
+    if mouth:
+        net.mouth_backbone.load_state_dict(start.net.mouth_backbone.state_dict())
+        net.mouth_head.load_state_dict(start.net.mouth_head.state_dict())
     net.backbone.load_state_dict(start.net.backbone.state_dict())
     with torch.no_grad():
         for tag in set(vocab.tags) & set(start.vocab.tags):
@@ -85,21 +94,33 @@ def start_from(net: TaggerNet, vocab, start: Tagger, backbone: str) -> None:
                 net.attribute_head.bias[row] = start.net.attribute_head.bias[theirs_rows[tag]]
 
 
+def _learning_trunk(net: TaggerNet) -> tuple[torch.nn.Module, torch.nn.Module, list[int], str] | None:
+    """The trunk that learns when training goes on from a tagger (its backbone, head, tag columns and the
+    option that adds it): the mouth trunk where there is one, else the second; None for one trunk."""
+    if net.mouth_backbone is not None:
+        return net.mouth_backbone, net.mouth_head, net.mouth_columns.tolist(), "--mouth-backbone"
+    if net.attribute_backbone is not None:
+        return net.attribute_backbone, net.attribute_head, net.attribute_columns.tolist(), "--attribute-backbone"
+    return None
+
+
 def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | None = None, epochs: int = 10,
                  batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.05,
                  backbone_weights: str | Path | None = None, seed: int = 0, device: str = "cpu",
                  limit: int | None = None, oversample: int = 1, fractions: Sequence[float] = (0.6, 0.2, 0.2),
-                 min_positives: int = 0, init: str | Path | None = None, attribute_backbone: str = "") -> Tagger:
+                 min_positives: int = 0, init: str | Path | None = None, attribute_backbone: str = "",
+                 mouth_backbone: str = "", mouth_tags: Sequence[str] = ("smile",)) -> Tagger:
     """Train, then calibrate thresholds and write the tagger and its report into `out`.
 
     `init` starts from a trained tagger (its backbone, and the head rows of the tags it knows), e.g. the
     shipped colour tagger, so that training goes to the new tags. `backbone` defaults to the init tagger's,
     else to `DEFAULT_BACKBONE`. `limit` caps the number of training images (for smoke tests).
 
-    `attribute_backbone` adds a second trunk for the non-exclusive tags (`tagger.model`). With `init` as well,
-    the first trunk and head are the init tagger's and stay frozen (its colours do not change), and only the
-    images with a known non-exclusive label train: the new trunk learns from those alone, as the probe that
-    read short hair best did.
+    `attribute_backbone` adds a second trunk for the non-exclusive tags (`tagger.model`), `mouth_backbone` a
+    third that reads `mouth_tags` from the mouth alone. With `init` as well, only the last of the trunks learns
+    (the mouth trunk where there is one, else the second): every other trunk and head is the init tagger's and
+    stays frozen (its colours do not change), and only the images with a known label for the learning trunk's
+    tags train: it learns from those alone, as the probe that read short hair best did.
     """
     data = load_training_data(sources, fractions, seed, min_positives)
     vocab = data.vocab
@@ -118,25 +139,29 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     start = load_tagger(init) if init is not None else None
     backbone = backbone or (start.config.backbone if start is not None else DEFAULT_BACKBONE)
     config = TaggerConfig(vocabulary=vocab.to_json(), backbone=backbone, input_size=resolution,
-                          attribute_backbone=attribute_backbone)
-    tagger = Tagger(TaggerNet(backbone, len(vocab), backbone_weights, attribute_backbone, attribute_columns(vocab)),
-                    config, device)
+                          attribute_backbone=attribute_backbone, mouth_backbone=mouth_backbone,
+                          mouth_tags=list(mouth_tags) if mouth_backbone else [])
+    tagger = Tagger(build_net(config, backbone_weights), config, device)
     net = tagger.net
     if start is not None:
         start_from(net, vocab, start, backbone)
-    frozen = start is not None and net.attribute_backbone is not None
+    learning = _learning_trunk(net) if start is not None else None
+    frozen = learning is not None
     if frozen:
+        trunk, head, columns, flag = learning
         untrained = sorted(set(vocab.colour_tags) - set(start.vocab.tags))
         if untrained:
-            raise ValueError(f"{init}: its first trunk stays frozen under --attribute-backbone, but it was not "
+            raise ValueError(f"{init}: its first trunk stays frozen under {flag}, but it was not "
                              f"trained on {', '.join(untrained)}; start from a tagger that knows every colour")
-        net.backbone.requires_grad_(False)
-        net.head.requires_grad_(False)
-        labelled = (data.labels[:, attribute_columns(vocab)] >= 0).any(1)
+        net.requires_grad_(False)
+        trunk.requires_grad_(True)
+        head.requires_grad_(True)
+        labelled = (data.labels[:, columns] >= 0).any(1)
         train_idx = train_idx[labelled[train_idx]]
         if not len(train_idx):
             raise ValueError(f"{', '.join(str(s.data) for s in sources)}: no training image has a label for "
-                             f"{', '.join(vocab.attribute_tags)}, so the second trunk has nothing to learn from")
+                             f"{', '.join(vocab.tags[c] for c in columns)}, so the trunk of {flag} has nothing "
+                             "to learn from")
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     per_epoch = len(epoch_order(data, train_idx, oversample, np.random.default_rng(0)))
     steps_per_epoch = math.ceil(per_epoch / batch_size)
@@ -148,12 +173,14 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         if state.get("backbone", backbone) != backbone:
             raise ValueError(f"{out / STATE}: an interrupted run on backbone {state['backbone']!r}, not "
                              f"{backbone!r}: pass --backbone {state['backbone']} to continue it, or a new --out")
-        if state.get("attribute_backbone", "") != attribute_backbone or state.get("frozen", False) != frozen:
-            theirs = state.get("attribute_backbone", "")
-            raise ValueError(f"{out / STATE}: an interrupted run with "
-                             f"{f'--attribute-backbone {theirs}' if theirs else 'one trunk'}"
+        if (state.get("attribute_backbone", "") != attribute_backbone or state.get("frozen", False) != frozen
+                or state.get("mouth_backbone", "") != mouth_backbone):
+            theirs, their_mouth = state.get("attribute_backbone", ""), state.get("mouth_backbone", "")
+            trunks = " ".join([f"--attribute-backbone {theirs}"] * bool(theirs) +
+                              [f"--mouth-backbone {their_mouth}"] * bool(their_mouth)) or "one trunk"
+            raise ValueError(f"{out / STATE}: an interrupted run with {trunks}"
                              f"{' from a frozen --init' if state.get('frozen') else ''}: continue it with the same "
-                             "--attribute-backbone and --init, or use a new --out")
+                             "trunks and --init, or use a new --out")
         try:
             net.load_state_dict(state["net"])
         except RuntimeError:
@@ -168,7 +195,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     for epoch in range(start_epoch, epochs):
         net.train()
         if frozen:
-            net.backbone.eval()      # its BatchNorm statistics stay the init tagger's
+            net.eval()               # the frozen trunks' BatchNorm statistics stay the init tagger's
+            learning[0].train()
         rng = np.random.default_rng([seed, epoch])  # per-epoch RNGs make a resumed run draw the same batches
         gen = torch.Generator().manual_seed(seed * 1000 + epoch)
         order = epoch_order(data, train_idx, oversample, rng)
@@ -197,7 +225,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
         with open(out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         _save_state(out, {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                          "backbone": backbone, "attribute_backbone": attribute_backbone, "frozen": frozen})
+                          "backbone": backbone, "attribute_backbone": attribute_backbone,
+                          "mouth_backbone": mouth_backbone, "frozen": frozen})
 
     tagger.net.eval()
     calibrate_probs = tagger.predict(data.images[calibrate_idx])

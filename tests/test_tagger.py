@@ -317,3 +317,59 @@ def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tm
     # going on from a two-trunk tagger needs a second trunk too
     with pytest.raises(ValueError, match="pass --attribute-backbone kyara_plain_16 to go on from it"):
         train_tagger(sources, tmp_path / "more", epochs=1, batch_size=8, init=tmp_path / "new")
+
+
+def test_a_mouth_trunk_reads_its_tags_from_the_mouth_box_alone():
+    """With a mouth backbone, smile's logit comes from the box around the mouth only: pixels outside the box
+    move the other tags and never smile, pixels inside it move smile. A colour tag cannot be a mouth tag."""
+    from tagger.model import MOUTH_BOX, attribute_columns, mouth_columns, mouth_view
+    vocab = Vocabulary(["blue hair", "red hair", "smile", "blush", "blue eyes", "red eyes"])
+    torch.manual_seed(0)
+    net = TaggerNet("kyara_plain_16", len(vocab), attribute_backbone="kyara_plain_16",
+                    attribute_columns=attribute_columns(vocab), mouth_backbone="kyara_plain_16",
+                    mouth_columns=mouth_columns(vocab, ["smile"])).eval()
+    assert mouth_view(torch.zeros(1, 3, 64, 64), MOUTH_BOX, 2).shape == (1, 3, 48, 72)   # rows 32-56, cols 14-50
+    x = torch.randn(4, 3, 64, 64)
+    outside, inside = x.clone(), x.clone()
+    outside[:, :, :30] = torch.randn(4, 3, 30, 64)         # above the box: hair, eyes
+    inside[:, :, 40:48, 24:40] = torch.randn(4, 3, 8, 16)  # the mouth
+    with torch.no_grad():
+        before, after_outside, after_inside = net(x), net(outside), net(inside)
+    smile = vocab.index("smile")
+    others = [i for i in range(len(vocab)) if i != smile]
+    assert torch.equal(after_outside[:, smile], before[:, smile])
+    assert not torch.equal(after_outside[:, others], before[:, others])
+    assert not torch.equal(after_inside[:, smile], before[:, smile])
+    with pytest.raises(ValueError, match="mouth tag 'red hair' is in the exclusive group"):
+        mouth_columns(vocab, ["red hair"])
+    with pytest.raises(ValueError, match="mouth tag 'grin' is not in the vocabulary"):
+        mouth_columns(vocab, ["grin"])
+
+
+def test_a_mouth_trunk_trained_from_a_tagger_leaves_every_other_tag_alone(tmp_path):
+    """--init with --mouth-backbone: the init tagger's trunks and heads stay frozen (no other tag's probability
+    moves by a bit), the mouth trunk learns smile (a white square at the mouth), and the tagger saves and loads
+    with it; going on from it needs the same mouth trunk."""
+    from tagger.train import train_tagger
+
+    images, labels, vocab = colour_set(n=48)
+    smile = np.arange(len(images)) % 4 < 2
+    images[smile, 19:25, 11:21] = 255               # inside the mouth box of a 32 px face (rows 16-28, cols 7-25)
+    split = np.arange(len(images)) % 8 == 0
+    names = [str(i) for i in range(len(images))]
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
+                        names=names)
+    (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile)))
+    sources = [Source(data, [tmp_path / "smile.csv"])]
+    old = train_tagger(sources, tmp_path / "old", backbone="kyara_plain_16", epochs=1, batch_size=8)
+    new = train_tagger(sources, tmp_path / "new", epochs=10, batch_size=8, lr=3e-3, init=tmp_path / "old",
+                       mouth_backbone="kyara_plain_16", mouth_tags=["smile"])
+    others = [new.vocab.index(t) for t in vocab.tags]
+    np.testing.assert_allclose(new.predict(images)[:, others], old.predict(images)[:, others], atol=1e-6)
+    p_smile = new.predict(images)[:, new.vocab.index("smile")]
+    assert average_precision(p_smile, smile) > 0.9        # ranked by the white square (chance: 0.5)
+    loaded = load_tagger(tmp_path / "new")
+    assert (loaded.config.mouth_backbone, loaded.config.mouth_tags) == ("kyara_plain_16", ["smile"])
+    np.testing.assert_allclose(loaded.predict(images[:6]), new.predict(images[:6]), atol=1e-6)
+    with pytest.raises(ValueError, match='pass --mouth-backbone kyara_plain_16 --mouth-tags "smile" to go on'):
+        train_tagger(sources, tmp_path / "more", epochs=1, batch_size=8, init=tmp_path / "new")
