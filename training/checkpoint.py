@@ -7,6 +7,10 @@
 
 An error while saving removes the `.step_*.tmp` folder; a process killed while saving leaves one, which is never
 read and is cleared on the next save.
+
+A slim checkpoint (`slim_checkpoint`, `kyara slim`) keeps only G_ema and D, in half precision, with config.json
+and vocab.json: a third of the size, small enough to commit, so that a run can go on (`kyara train --init`) on
+another machine, where the run directory is not.
 """
 from __future__ import annotations
 
@@ -64,6 +68,23 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
         if old.name not in keep:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
+    """Write `path`'s checkpoint (or a run directory's best / newest) as a slim one into the folder `out`."""
+    ckpt = resolve_checkpoint(path)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "G_ema.safetensors").is_file():
+        # atomic_dir replaces the folder: never a folder of something else
+        raise ValueError(f"{out}: exists and is not a checkpoint; give a new folder (or a slim checkpoint to replace)")
+    with atomic_dir(out) as tmp:
+        for name in ("G_ema", "D"):
+            state = load_file(str(ckpt / f"{name}.safetensors"))
+            save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
+                      str(tmp / f"{name}.safetensors"), metadata={"from": str(ckpt)})
+        for name in ("config.json", "vocab.json"):
+            shutil.copyfile(ckpt / name, tmp / name)
+    return out
 
 
 def load_state(path: Path) -> dict:

@@ -1,5 +1,5 @@
 """Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`,
-`kyara compare`, `kyara curves`, `kyara eval`."""
+`kyara compare`, `kyara slim`, `kyara curves`, `kyara eval`."""
 from __future__ import annotations
 
 import argparse
@@ -76,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "compare.png inside it")
     p.set_defaults(func=_compare)
 
+    p = sub.add_parser("slim", help="a checkpoint's G_ema and D in half precision: small enough to commit, and "
+                                    "`kyara train --init` goes on from it on another machine")
+    p.add_argument("checkpoint", help="checkpoint folder or run directory (its best, else newest, checkpoint)")
+    p.add_argument("-o", "--out", required=True, help="folder to write (a slim checkpoint there is replaced)")
+    p.set_defaults(func=_slim)
+
     p = sub.add_parser("curves", help="a run's loss (and evaluation) curves as one PNG")
     p.add_argument("run_dir", help="run directory with metrics.jsonl")
     p.add_argument("-o", "--out", default="curves.png")
@@ -132,6 +138,12 @@ def _compare(args: argparse.Namespace) -> int:
     from training.compare import compare_to_file
     print(compare_to_file(args.models, args.data, args.out, n=args.n, seed=args.seed, tags=args.tags,
                           split=args.split))
+    return 0
+
+
+def _slim(args: argparse.Namespace) -> int:
+    from training.checkpoint import slim_checkpoint
+    print(slim_checkpoint(args.checkpoint, args.out))
     return 0
 
 

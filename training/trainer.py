@@ -32,8 +32,8 @@ from common.files import write_text_atomic
 from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
-from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generator, load_state, resolve_checkpoint,
-                                 save_checkpoint, step_of)
+from training.checkpoint import (PREFIX, checkpoint_dir, list_checkpoints, load_generator, load_state,
+                                 resolve_checkpoint, save_checkpoint, step_of)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
@@ -222,16 +222,19 @@ class Trainer:
 
     def init_from(self, ckpt: Path) -> None:
         """Start this new run from another run's G, G_ema and D, tags matched by name (optimisers start fresh).
+        From a slim checkpoint, which has no G, G starts as G_ema.
 
         How a model trained on one vocabulary goes on to a larger one: see `load_across_vocabularies`.
         """
         self._check_same_model(ckpt, "start from", ignore=WEIGHTLESS_FIELDS)
         old_tags = Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags
-        for name, module in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
+        g_file = "G" if (ckpt / "G.safetensors").is_file() else "G_ema"
+        for name, module in ((g_file, self.G), ("G_ema", self.G_ema), ("D", self.D)):
             state = load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device))
             new = load_across_vocabularies(module, state, list(old_tags), list(self.vocab.tags))
         if self.rank == 0:
-            print(f"kyara train: starting from {ckpt} (step {step_of(ckpt)}); new tags: "
+            step = f" (step {step_of(ckpt)})" if ckpt.name.startswith(PREFIX) else ""   # a slim one: any name
+            print(f"kyara train: starting from {ckpt}{step}; new tags: "
                   f"{', '.join(new) or 'none'}", file=sys.stderr)
 
     def load(self, ckpt: Path) -> None:

@@ -1,0 +1,54 @@
+"""`kyara slim`: a checkpoint's G_ema and D in half precision, from which `--init` goes on elsewhere."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kyara.cli import main
+from training.checkpoint import list_checkpoints
+from training.config import load_config
+from training.sample import sample
+from training.trainer import Trainer, train
+
+
+def test_a_slim_checkpoint_is_small_samples_alike_and_starts_a_run(tiny_packed: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
+    full = list_checkpoints(run)[-1]
+    slim = tmp_path / "slim"
+    capsys.readouterr()
+    assert main(["slim", str(run), "-o", str(slim)]) == 0
+    assert capsys.readouterr().out.strip() == str(slim)
+    assert sorted(p.name for p in slim.iterdir()) == ["D.safetensors", "G_ema.safetensors", "config.json",
+                                                      "vocab.json"]
+    size = sum(p.stat().st_size for p in slim.iterdir())
+    assert size < 0.25 * sum(p.stat().st_size for p in full.iterdir())
+    # the same faces, to half precision's rounding
+    a, b = sample(full, "red hair", 4, seed=1), sample(slim, "red hair", 4, seed=1)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+
+    started = Trainer(load_config("tiny"), tiny_packed, tmp_path / "elsewhere", device="cpu", init=slim)
+    started.close()
+    weights = {name: load_file(str(slim / f"{name}.safetensors")) for name in ("G_ema", "D")}
+    for module, name in ((started.G, "G_ema"), (started.G_ema, "G_ema"), (started.D, "D")):
+        state = module.state_dict()
+        assert all(torch.equal(state[k], v.to(state[k].dtype)) for k, v in weights[name].items())
+
+
+def test_slim_refuses_to_replace_a_folder_of_something_else(tiny_packed: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
+    other = tmp_path / "models"
+    other.mkdir()
+    (other / "manifest.json").write_text("{}")
+    capsys.readouterr()
+    assert main(["slim", str(run), "-o", str(other)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("kyara slim: ") and "is not a checkpoint" in err and err.count("\n") == 1
+    assert (other / "manifest.json").read_text() == "{}"
