@@ -132,7 +132,8 @@ def python_pixels(fp32_file):
 
 def choose_tags(page, manifest, avoid: list[float] | None = None) -> tuple[list[str], str | None]:
     """By clicking the UI: pick a tag in each exclusive group (one that is off in the label vector
-    `avoid`, else the second) and force the first tag of a non-exclusive group on."""
+    `avoid`, else the second) and force the first tag of an on/off group on (hair length, at most one, is a
+    single choice: its own tests click it)."""
     off = {tag for tag, value in zip(manifest["tags"], avoid or []) if value == 0}
     picked = []
     for group in manifest["groups"]:
@@ -140,7 +141,7 @@ def choose_tags(page, manifest, avoid: list[float] | None = None) -> tuple[list[
             tag = next((t for t in group["tags"][1:] if t in off), group["tags"][1])
             page.locator("label").filter(has_text=tag).first.click()
             picked.append(tag)
-    other = next((g for g in manifest["groups"] if not g["exclusive"]), None)
+    other = next((g for g in manifest["groups"] if not g["exclusive"] and not g.get("at_most_one")), None)
     forced = other["tags"][0] if other else None
     if forced:
         page.get_by_role("radiogroup", name=forced).get_by_text("On", exact=True).click()
@@ -700,8 +701,9 @@ def test_model_without_sha256_is_not_kept_stale_by_the_service_worker(browser, m
     for folder, content in ((first, MODEL_DIR / default), (second, MODEL_DIR / fp32)):
         folder.mkdir()
         (folder / "manifest.json").write_text(json.dumps(unversioned))
+        for variant in manifest["variants"]:
+            shutil.copy(MODEL_DIR / variant["file"], folder / variant["file"])
         shutil.copy(content, folder / default)                     # `second`: other bytes, same name
-        shutil.copy(MODEL_DIR / fp32, folder / fp32)
 
     app = create_app(first)
     with serve_in_background(app) as url:
