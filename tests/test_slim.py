@@ -1,6 +1,7 @@
 """`kyara slim`: a checkpoint's G_ema and D in half precision, from which `--init` goes on elsewhere."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,10 @@ def test_a_slim_checkpoint_is_small_samples_alike_and_starts_a_run(tiny_packed: 
     # the same faces, to half precision's rounding
     a, b = sample(full, "red hair", 4, seed=1), sample(slim, "red hair", 4, seed=1)
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
+
+    # it exports like the checkpoint it came from (the step is in its weights: the folder may have any name)
+    assert main(["export", str(slim), "-o", str(tmp_path / "exported")]) == 0
+    assert json.loads((tmp_path / "exported" / "manifest.json").read_text())["version"] == "step10"
 
     started = Trainer(load_config("tiny"), tiny_packed, tmp_path / "elsewhere", device="cpu", init=slim)
     started.close()

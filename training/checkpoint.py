@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from common.files import atomic_dir
@@ -41,7 +42,19 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def step_of(path: Path) -> int:
-    return int(path.name[len(PREFIX):])
+    """A checkpoint's step: from its folder name (step_0001000), or, for a slim checkpoint (any name), from the
+    step its weights file records."""
+    path = Path(path)
+    digits = path.name[len(PREFIX):]
+    if path.name.startswith(PREFIX) and digits.isdigit():
+        return int(digits)
+    weights = path / "G_ema.safetensors"
+    if weights.is_file():
+        with safe_open(str(weights), "pt") as f:
+            step = (f.metadata() or {}).get("step", "")
+        if step.isdigit():
+            return int(step)
+    raise ValueError(f"{path}: not a checkpoint folder named {PREFIX}N, and no step recorded in it")
 
 
 def _contiguous(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -81,7 +94,7 @@ def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
         for name in ("G_ema", "D"):
             state = load_file(str(ckpt / f"{name}.safetensors"))
             save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                      str(tmp / f"{name}.safetensors"), metadata={"from": str(ckpt)})
+                      str(tmp / f"{name}.safetensors"), metadata={"from": str(ckpt), "step": str(step_of(ckpt))})
         for name in ("config.json", "vocab.json"):
             shutil.copyfile(ckpt / name, tmp / name)
     return out

@@ -32,8 +32,8 @@ from common.files import write_text_atomic
 from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
-from training.checkpoint import (PREFIX, checkpoint_dir, list_checkpoints, load_generator, load_state,
-                                 resolve_checkpoint, save_checkpoint, step_of)
+from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generator, load_state, resolve_checkpoint,
+                                 save_checkpoint, step_of)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
@@ -233,8 +233,7 @@ class Trainer:
             state = load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device))
             new = load_across_vocabularies(module, state, list(old_tags), list(self.vocab.tags))
         if self.rank == 0:
-            step = f" (step {step_of(ckpt)})" if ckpt.name.startswith(PREFIX) else ""   # a slim one: any name
-            print(f"kyara train: starting from {ckpt}{step}; new tags: "
+            print(f"kyara train: starting from {ckpt} (step {step_of(ckpt)}); new tags: "
                   f"{', '.join(new) or 'none'}", file=sys.stderr)
 
     def load(self, ckpt: Path) -> None:
