@@ -90,11 +90,12 @@ def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / "G_ema.safetensors").is_file():
         # atomic_dir replaces the folder: never a folder of something else
         raise ValueError(f"{out}: exists and is not a checkpoint; give a new folder (or a slim checkpoint to replace)")
+    metadata = {"from": str(ckpt), "step": str(step_of(ckpt))}     # the step: `step_of` reads it back
     with atomic_dir(out) as tmp:
         for name in ("G_ema", "D"):
             state = load_file(str(ckpt / f"{name}.safetensors"))
             save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                      str(tmp / f"{name}.safetensors"), metadata={"from": str(ckpt), "step": str(step_of(ckpt))})
+                      str(tmp / f"{name}.safetensors"), metadata=metadata)
         for name in ("config.json", "vocab.json"):
             shutil.copyfile(ckpt / name, tmp / name)
     return out
