@@ -43,6 +43,22 @@ def fraction(text: str) -> float:
     return value
 
 
+def truncation(text: str) -> float:
+    """How far the noise is drawn in towards 0: 0 < psi <= 1, 1 = not at all (`export.fold.fold_truncation`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 and at most 1, got {text!r}")
+    return value
+
+
+def truncations(text: str) -> list[float]:
+    """One or more truncations, comma-separated: "1,0.7,0.5"."""
+    return [truncation(part.strip()) for part in text.split(",")]
+
+
 def _check_folder_can_exist(folder: Path) -> None:
     """Refuse a folder that cannot be made because something on its way is a file (`/dev/null/x`)."""
     for place in (folder, *folder.parents):

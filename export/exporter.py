@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 
 from common.files import atomic_path, write_text_atomic
+from export.fold import fold_truncation
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
 from export.quantize import COMPACT_SCHEME, COMPACT_SESSION_CONFIG, SCHEME, psnr, quantize_compact, quantize_int8
@@ -48,12 +49,15 @@ def training_info(checkpoint: Path, config_name: str, data: str | None, eval_pat
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str = "compact",
                       name: str | None = None, version: str | None = None, data: str | None = None,
-                      eval_path: str | Path | None = None, calibration_samples: int = 128) -> dict:
-    """Export a checkpoint's EMA generator; returns the full manifest (also written as manifest.json)."""
+                      eval_path: str | Path | None = None, calibration_samples: int = 128,
+                      truncation: float = 1.0) -> dict:
+    """Export a checkpoint's EMA generator, its noise truncated by `truncation` inside the model; returns the
+    full manifest (also written as manifest.json)."""
     if default not in FILES:
         raise ValueError(f"--default must be one of {', '.join(FILES)}, got {default!r}")
     ckpt = resolve_checkpoint(checkpoint)
     generator, vocab, priors, cfg = load_generator(ckpt)
+    generator = fold_truncation(generator, truncation)   # before anything is written: a bad value fails at once
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / FILES["fp32"]) as fp32, atomic_path(out / FILES["int8"]) as int8_file, \
@@ -66,7 +70,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
             variants=[{"file": file, "precision": precision,
                        **({"session_config": dict(COMPACT_SESSION_CONFIG)} if precision == "compact" else {})}
                       for precision, file in FILES.items()],
-            training=training_info(ckpt, cfg.name, data, eval_path),
+            training=training_info(ckpt, cfg.name, data, eval_path), truncation=truncation,
         )
         quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
         quantize_compact(tmp["fp32"], tmp["compact"])

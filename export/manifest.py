@@ -22,8 +22,14 @@ MANIFEST_FILE = "manifest.json"
 
 
 def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[float], resolution: int,
-                   noise_dim: int, default_file: str, variants: list[dict], training: dict) -> dict:
-    """The manifest without hash fields (the embedded copy); `with_hashes` completes it."""
+                   noise_dim: int, default_file: str, variants: list[dict], training: dict,
+                   truncation: float = 1.0) -> dict:
+    """The manifest without hash fields (the embedded copy); `with_hashes` completes it.
+
+    `truncation` is already inside the model (`export.fold.fold_truncation`): callers still feed standard
+    normal noise, and the manifest says how far the model draws it in, so a figure can be read for what it is.
+    Like `at_most_one`, it is written only where it is not the default, so older manifests stay as they were.
+    """
     prior_of = dict(zip(vocab.tags, priors))
     n, t, r = "N", len(vocab), resolution
     # `at_most_one` is written only where true, so a colour-only model's manifest stays as it always was.
@@ -46,7 +52,8 @@ def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[f
             "rule": rule + "tags of other groups on or off independently",
         },
         "inputs": [
-            {"name": "noise", "dtype": "float32", "shape": [n, noise_dim], "distribution": "standard normal"},
+            {"name": "noise", "dtype": "float32", "shape": [n, noise_dim], "distribution": "standard normal",
+             **({"truncation": truncation} if truncation != 1 else {})},
             {"name": "labels", "dtype": "float32", "shape": [n, t], "encoding": "label_encoding"},
         ],
         "outputs": [

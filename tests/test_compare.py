@@ -60,3 +60,21 @@ def test_compare_names_a_missing_packed_set_before_drawing(run: tuple[Path, Path
     err = capsys.readouterr().err
     assert err.startswith("kyara compare: ") and "nowhere" in err and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_each_truncation_is_a_row_of_its_own_from_the_same_noise(run: tuple[Path, Path], tmp_path: Path) -> None:
+    """--truncation 1,0.5: the first row is the model's plain row, the second its noise drawn in by half,
+    which is what the model makes from half the noise."""
+    from training.evaluate import draw, open_source
+    run_dir, packed = run
+    plain, both = tmp_path / "plain.png", tmp_path / "both.png"
+    assert main(["compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5", "-o", str(plain)]) == 0
+    assert main(["compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5",
+                 "--truncation", "1,0.5", "-o", str(both)]) == 0
+    as_drawn, drawn_in, real = _rows(both, 4)
+    assert np.array_equal(as_drawn, _rows(plain, 4)[0]) and np.array_equal(real, _rows(plain, 4)[1])
+    source = open_source(run_dir)
+    noise, labels = draw(source, 4, 5)
+    half = source.generate(noise * np.float32(0.5), labels)
+    assert np.array_equal(drawn_in, np.concatenate([np.asarray(enlarged(face)) for face in half], axis=1))
+    assert not np.array_equal(drawn_in, as_drawn)

@@ -284,6 +284,17 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert "| shape realness, 32 px |" in report
     assert [figures[k]["generated"]["protocol"]["resolution"] for k in ("realness", "shape_realness")] == [64, 32]
     assert f"{out}/report.md" in printed and "//" not in printed
+    assert result["truncation"] == 1 and "truncat" not in report + printed
+
+    # --truncation: every generated face from the noise drawn in, and the report says so.
+    drawn_in = tmp_path / "eval-half"
+    assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(drawn_in),
+                 "--tagger", str(tagger_dir), "--truncation", "0.5"]) == 0
+    half = json.loads((drawn_in / "eval.json").read_text())
+    assert half["truncation"] == 0.5 and "truncated by 0.5" in (drawn_in / "report.md").read_text()
+    assert "truncation    0.5" in capsys.readouterr().out
+    assert not np.array_equal(np.asarray(Image.open(out / "samples.png")),
+                              np.asarray(Image.open(drawn_in / "samples.png")))
 
 
 def test_training_evaluates_and_marks_the_best_checkpoint(tiny_packed, tmp_path, monkeypatch):

@@ -109,7 +109,8 @@ def test_colour_only_manifest_is_unchanged() -> None:
         name=shipped["name"], version=shipped["version"], vocab=Vocabulary(shipped["tags"]),
         priors=[priors[t] for t in shipped["tags"]], resolution=shipped["resolution"],
         noise_dim=shipped["noise_dim"], default_file=shipped["file"],
-        variants=without_hashes(shipped)["variants"], training=shipped["training"])
+        variants=without_hashes(shipped)["variants"], training=shipped["training"],
+        truncation=shipped["inputs"][0].get("truncation", 1.0))
     assert json.dumps(with_hashes(rebuilt, MODEL_DIR), indent=2) + "\n" == text
     for variant in shipped["variants"]:
         props = {p.key: p.value for p in onnx.load(str(MODEL_DIR / variant["file"])).metadata_props}
@@ -205,6 +206,42 @@ def test_export_defaults_to_the_compact_variant(checkpoint: Path, tmp_path: Path
     from kyara.cli import main
     assert main(["export", str(checkpoint), "-o", str(tmp_path / "m")]) == 0
     assert manifest_of(tmp_path / "m")["file"] == "model.compact.onnx"
+
+
+def test_a_truncated_export_is_g_of_the_drawn_in_noise(checkpoint: Path, model_dir: Path, tmp_path: Path) -> None:
+    """--truncation 0.5 puts the factor in the weights: the model takes standard normal noise z and makes
+    G(0.5 z), what `kyara eval --truncation 0.5` measures on the checkpoint; the manifest says so."""
+    from training.evaluate import open_source, truncated
+    out = tmp_path / "m"
+    assert main(["export", str(checkpoint), "-o", str(out), "--default", "fp32", "--truncation", "0.5"]) == 0
+    manifest = manifest_of(out)
+    assert manifest["inputs"][0] == {**manifest["inputs"][0], "name": "noise", "truncation": 0.5}
+    generator, *_ = load_generator(checkpoint)
+    inputs = generator_inputs(manifest, 16, seed=3)
+    (image,) = session(out / "model.onnx").run(["image"], inputs)
+    with torch.no_grad():
+        drawn_in = generator(torch.from_numpy(inputs["noise"] * 0.5), torch.from_numpy(inputs["labels"]))
+        as_drawn = generator(torch.from_numpy(inputs["noise"]), torch.from_numpy(inputs["labels"]))
+    assert np.abs(image - drawn_in.numpy()).max() <= 1e-4
+    assert np.abs(image - as_drawn.numpy()).max() > 1e-2
+
+    exported, measured = open_source(out), truncated(open_source(checkpoint), 0.5)
+    assert exported.truncation == measured.truncation == 0.5
+    faces = exported.generate(inputs["noise"], inputs["labels"])
+    assert np.abs(faces.astype(int) - measured.generate(inputs["noise"], inputs["labels"]).astype(int)).max() <= 1
+    assert truncated(exported, 0.5).truncation == 0.25     # eval's truncation comes on top of the model's
+    assert "truncation" not in manifest_of(model_dir)["inputs"][0]     # untruncated: the manifest as it was
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "half"])
+def test_export_refuses_a_truncation_outside_0_to_1(checkpoint: Path, tmp_path: Path, value: str,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:     # refused by the parser, before the checkpoint is read
+        main(["export", str(checkpoint), "-o", str(tmp_path / "m"), "--truncation", value])
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --truncation" in last and repr(value) in last
+    assert not (tmp_path / "m").exists()
 
 
 def test_runtime_is_deterministic_per_seed(model_dir: Path) -> None:

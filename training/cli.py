@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.argtypes import fraction, non_negative_int, output_file, positive_int
+from common.argtypes import fraction, non_negative_int, output_file, positive_int, truncation, truncations
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tags", default="", help='e.g. "silver hair,red eyes" (others drawn from the priors)')
     p.add_argument("-n", type=positive_int, default=8, help="faces a row")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--truncation", type=truncations, default=[1.0], metavar="PSI[,PSI...]",
+                   help="one row per model and truncation, e.g. 1,0.7,0.5 (default 1: the noise as drawn)")
     p.add_argument("-o", "--out", type=output_file("compare.png"), default="compare.png",
                    help="PNG to write (replaced if it exists); a folder or a path ending in / means "
                         "compare.png inside it")
@@ -96,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="eval", help="folder for eval.json, report.md and the sheets")
     p.add_argument("--tagger", help="tagger folder (default: the shipped one)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=truncation, default=1.0,
+                   help="draw the noise in towards 0 by this factor (0 < psi <= 1), on top of any the model was "
+                        "exported with: what `kyara export --truncation` would ship (default 1)")
     p.set_defaults(func=_eval)
 
 
@@ -137,7 +142,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from training.compare import compare_to_file
     print(compare_to_file(args.models, args.data, args.out, n=args.n, seed=args.seed, tags=args.tags,
-                          split=args.split))
+                          split=args.split, truncations=args.truncation))
     return 0
 
 
@@ -158,7 +163,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.n < 2:
         raise ValueError(f"-n must be at least 2, got {args.n}")
     result = evaluate(args.model, args.data, args.out, split=args.split, n_per_tag=args.n,
-                      tagger_path=args.tagger, seed=args.seed)
+                      tagger_path=args.tagger, seed=args.seed, truncation=args.truncation)
     print(summary(result))
     print(f"{Path(args.out) / 'report.md'} ({result['seconds']} s)")
     return 0

@@ -3,7 +3,7 @@
 Judging a model means looking at its faces beside real ones at the size a person sees them (168 px, as on
 the blind sheets), and judging a change means looking at two models' faces drawn from the same noise and
 tags, so that only the models differ. Models with the same vocabulary and noise size get the same inputs;
-others the same seed.
+others the same seed. Each truncation asked for is a row of its own, from the same noise drawn in.
 """
 from __future__ import annotations
 
@@ -15,23 +15,30 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
 from training.blind import FACE, LABEL, enlarged
-from training.evaluate import draw, open_source
+from training.evaluate import draw, open_source, truncated
 from training.grid import save_png
 
 
 def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: int, tags: str = "",
-                 split: str = "val") -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 n x H x W x 3 faces) for each model, then n real faces of `split` picked by the seed."""
+                 split: str = "val", truncations: Sequence[float] = (1.0,)) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 n x H x W x 3 faces) for each model and truncation, then n real faces of `split` picked
+    by the seed."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
+    if not truncations:
+        raise ValueError("at least one truncation is needed")
     packed = PackedSet.open(data)          # before any model runs: a wrong --data fails at once
     indices = packed.indices(split)
     if len(indices) == 0:
         raise ValueError(f"{data}: no faces in split {split!r}")
     rows = []
     for model in models:
-        source = open_source(model)
-        rows.append((str(model), source.generate(*draw(source, n, seed, source.vocab.parse(tags)))))
+        model_source = open_source(model)
+        inputs = draw(model_source, n, seed, model_source.vocab.parse(tags))
+        for psi in truncations:
+            source = truncated(model_source, psi)
+            name = str(model) if source.truncation == 1 else f"{model}, truncation {source.truncation:g}"
+            rows.append((name, source.generate(*inputs)))
     pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
     rows.append((f"real ({split} split of {data})", np.asarray(packed.images[pick])))
     return rows
@@ -52,5 +59,5 @@ def compare_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
 
 
 def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | Path, n: int = 8, seed: int = 0,
-                    tags: str = "", split: str = "val") -> Path:
-    return save_png(compare_sheet(compare_rows(models, data, n, seed, tags, split)), out)
+                    tags: str = "", split: str = "val", truncations: Sequence[float] = (1.0,)) -> Path:
+    return save_png(compare_sheet(compare_rows(models, data, n, seed, tags, split, truncations)), out)

@@ -93,6 +93,18 @@ class Source:
     vocab: Vocabulary
     priors: np.ndarray
     noise_dim: int
+    truncation: float = 1.0     # how far the noise is drawn in towards 0 before G sees it (1: not at all)
+
+
+def truncated(source: Source, psi: float) -> Source:
+    """`source` with its noise scaled by psi (0 < psi <= 1) on the way in: the faces of a model exported with
+    `kyara export --truncation psi` (`export.fold.fold_truncation` puts the same factor in the weights)."""
+    if not 0 < psi <= 1:
+        raise ValueError(f"truncation must be above 0 and at most 1, got {psi}")
+    if psi == 1:
+        return source
+    return replace(source, generate=lambda noise, labels: source.generate(noise * np.float32(psi), labels),
+                   truncation=source.truncation * psi)
 
 
 def torch_source(generator: torch.nn.Module, vocab: Vocabulary, priors: np.ndarray | list[float],
@@ -128,7 +140,9 @@ def _onnx_source(path: Path) -> Source:
     for group in model.manifest["groups"]:
         for tag, prior in zip(group["tags"], group["priors"]):
             priors[model.vocab.index(tag)] = prior
-    return Source(lambda noise, labels: model.run(noise, labels)[..., :3], model.vocab, priors, model.noise_dim)
+    noise_input = next(i for i in model.manifest["inputs"] if i["name"] == "noise")
+    return Source(lambda noise, labels: model.run(noise, labels)[..., :3], model.vocab, priors, model.noise_dim,
+                  noise_input.get("truncation", 1.0))   # models exported before truncation have none
 
 
 # --- what is asked of the generator ----------------------------------------------------------------
@@ -424,11 +438,14 @@ def tag_sheet(source: Source, seed: int) -> np.ndarray:
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = "val", n_per_tag: int = 50,
              tagger_path: str | Path | None = None, seed: int = 0,
-             protocol: RealnessProtocol | None = None) -> dict:
-    """`kyara eval`: every figure of `model` against the `split` faces of `data`, written to `out`."""
+             protocol: RealnessProtocol | None = None, truncation: float = 1.0) -> dict:
+    """`kyara eval`: every figure of `model` against the `split` faces of `data`, written to `out`.
+
+    `truncation` draws the noise in on top of whatever the model itself does (an exported model may already
+    be truncated): eval.json records the product, the truncation its faces were made with."""
     from tagger.model import load_tagger
     start = time.perf_counter()
-    source = open_source(model)
+    source = truncated(open_source(model), truncation)
     packed = PackedSet.open(data)
     if not len(packed.indices(split)):
         raise ValueError(f"{data}: no {split!r} faces in this packed set")
@@ -445,6 +462,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = 
         figures = evaluate_source(source, ref, tagger, n_per_tag, seed, progress)
         progress("sheets")
         result = {"model": str(model), "data": str(data), "split": split, "seed": seed,
+                  "truncation": round(source.truncation, 6),
                   "tagger": str(tagger_path or "shipped"), "feature_space": "tagger penultimate features",
                   **headline(figures), "figures": figures}
         result["sheets"] = write_sheets(source, ref, out, seed)
@@ -513,6 +531,8 @@ def summary(result: dict) -> str:
     fig = result["figures"]
     groups = ", ".join(f"{g} {_f(v, 2)}" for g, v in fig["fidelity"]["per_group"].items())
     return "\n".join([
+        *([f"truncation    {result['truncation']:g} (every generated face below)"]
+          if result.get("truncation", 1.0) != 1.0 else []),
         f"realness      {_realness(fig['realness']['generated'])}; "
         f"real faces {fig['realness']['real']['accuracy']:.3f} "
         "(0.5: indistinguishable)",
@@ -538,6 +558,11 @@ def summary(result: dict) -> str:
     ])
 
 
+def _truncation_note(result: dict) -> str:
+    psi = result.get("truncation", 1.0)    # absent from evaluations made before it existed
+    return "" if psi == 1.0 else f"; every generated face with its noise truncated by {psi:g}"
+
+
 def markdown(result: dict) -> str:
     """report.md: one section per figure, the real counterpart beside each, then the sheets."""
     fig = result["figures"]
@@ -547,7 +572,8 @@ def markdown(result: dict) -> str:
         "# Evaluation", "",
         f"Model `{result['model']}` against the `{result['split']}` faces of `{result['data']}` "
         f"(seed {result['seed']}, {fig['images']['generated']} generated faces for the distribution figures, "
-        f"{fig['images']['per_tag']} per colour for fidelity; {result['seconds']} s).", "",
+        f"{fig['images']['per_tag']} per colour for fidelity; {result['seconds']} s)"
+        f"{_truncation_note(result)}.", "",
         "## Realness", "",
         "Held-out accuracy of a small CNN trained briefly (fixed protocol, mean of "
         f"{fig['realness']['generated']['protocol']['seeds']} seeds) to tell generated faces from real validation "
