@@ -1,6 +1,7 @@
 """`kyara compare`: models' rows from the same noise above a row of real faces, at the blind sheets' size."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 from common.packed import PackedSet
 from conftest import make_tiny_packed
 from kyara.cli import main
-from training.blind import FACE, LABEL, enlarged
+from training.blind import COLS, FACE, LABEL, enlarged
 from training.config import load_config
 from training.trainer import train
 
@@ -78,3 +79,65 @@ def test_each_truncation_is_a_row_of_its_own_from_the_same_noise(run: tuple[Path
     half = source.generate(noise * np.float32(0.5), labels)
     assert np.array_equal(drawn_in, np.concatenate([np.asarray(enlarged(face)) for face in half], axis=1))
     assert not np.array_equal(drawn_in, as_drawn)
+
+
+def test_blind_sheets_of_a_model_and_real_faces_then_the_count(run: tuple[Path, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    run_dir, packed = run
+    out = tmp_path / "blind"
+    assert main(["blind", str(run_dir), "--data", str(packed), "-n", "5", "-o", str(out)]) == 0
+    key = json.loads((out / "key.json").read_text())
+    real_kind = f"real (val split of {packed})"
+    assert key["counts"] == {str(run_dir): 5, real_kind: 5}
+    # The real faces on the sheet are val faces: each real number's pixels are one of them, enlarged.
+    data = PackedSet.open(packed)
+    val = {np.asarray(enlarged(data.images[i])).tobytes() for i in data.indices("val")}
+    sheet = np.asarray(Image.open(out / "sheet_01.png"))
+    for face in key["faces"]:
+        r, c = divmod(face["number"] - 1, COLS)
+        pixels = sheet[r * ROW + LABEL:(r + 1) * ROW, c * FACE:(c + 1) * FACE]
+        assert (pixels.tobytes() in val) == (face["kind"] == real_kind), face
+
+    # Calls written before the key: every face of the model broken, every real face good, one left out.
+    model_numbers = [f["number"] for f in key["faces"] if f["kind"] == str(run_dir)]
+    calls = [f"{f['number']}{'b' if f['kind'] == str(run_dir) else 'g'}" for f in key["faces"]
+             if f["number"] != model_numbers[0]]
+    (tmp_path / "calls.txt").write_text("# my count\n" + " ".join(calls) + "\n")
+    capsys.readouterr()
+    assert main(["blind-count", str(out), str(tmp_path / "calls.txt")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{run_dir}: 0 good, 0 flawed, 4 broken, 1 not judged (of 5; broken 80%)",
+                       f"{real_kind}: 5 good, 0 flawed, 0 broken (of 5; broken 0%)"]
+
+
+def test_blind_a_b_of_two_truncations_has_no_real_faces(run: tuple[Path, Path], tmp_path: Path) -> None:
+    run_dir, _ = run
+    out = tmp_path / "ab"
+    assert main(["blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(out)]) == 0
+    key = json.loads((out / "key.json").read_text())
+    assert key["counts"] == {str(run_dir): 4, f"{run_dir}, truncation 0.5": 4}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--truncation", "1,0.7,0.5"], "make 3"),
+    ([], "give --data"),
+])
+def test_blind_refuses_what_it_cannot_compare_before_drawing(run: tuple[Path, Path], tmp_path: Path, args: list,
+                                                             message: str, capsys: pytest.CaptureFixture) -> None:
+    run_dir, _ = run
+    assert main(["blind", str(run_dir), *args, "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("calls, message", [("1b 2x", "'2x' is not a face number"), ("1b 1f", "face 1 is called twice"),
+                                            ("99b", "'99b' is not a face number 1-8")])
+def test_blind_count_names_a_bad_call(run: tuple[Path, Path], tmp_path: Path, calls: str, message: str,
+                                      capsys: pytest.CaptureFixture) -> None:
+    run_dir, _ = run
+    assert main(["blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(tmp_path / "ab")]) == 0
+    (tmp_path / "calls.txt").write_text(calls)
+    capsys.readouterr()
+    assert main(["blind-count", str(tmp_path / "ab"), str(tmp_path / "calls.txt")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "calls.txt" in err and err.count("\n") == 1

@@ -4,6 +4,10 @@ The figures of `kyara eval` are only as good as their agreement with a person. T
 repeat the judgement that matters: shown at 168 px (the size of the annotators' contact sheets), is a
 face good, flawed or broken, and can it be told from a real one? Look at the sheets first, write down
 your counts, and only then open the key.
+
+The same sheets compare two models (or one model at two truncations) with no real faces: the key then
+names each face's model, and `tally` turns a file of calls ("12b 13f 14g": broken, flawed, good) into
+counts per kind, so a judgement can be written down before the key is read and repeated by anyone.
 """
 from __future__ import annotations
 
@@ -22,13 +26,19 @@ LABEL = 22          # px of the strip above each face that holds its number
 KEY_FILE = "key.json"
 
 
-def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, seed: int) -> dict:
+def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, seed: int,
+                 kinds: tuple[str, str] = ("generated", "real")) -> dict:
     """Shuffle uint8 N x H x W x 3 faces of both kinds, draw them on numbered sheets in `out_dir`
-    (sheet_01.png, ...), and write the key (number -> kind) to key.json. Returns the key."""
+    (sheet_01.png, ...), and write the key (number -> kind) to key.json. Returns the key.
+
+    `kinds` names the two sets in the key: generated and real faces, or two models for an A/B."""
+    first, second = kinds
+    if first == second:
+        raise ValueError(f"blind sheets need two differently named kinds, got {first!r} twice")
     if len(generated) == 0 or len(real) == 0:
-        raise ValueError(f"blind sheets need faces of both kinds, got {len(generated)} generated, {len(real)} real")
+        raise ValueError(f"blind sheets need faces of both kinds, got {len(generated)} {first}, {len(real)} {second}")
     faces = np.concatenate([generated, real])
-    kinds = ["generated"] * len(generated) + ["real"] * len(real)
+    kinds = [first] * len(generated) + [second] * len(real)
     order = np.random.default_rng(seed).permutation(len(faces))
     out = Path(out_dir)
     per_sheet = COLS * ROWS
@@ -42,10 +52,37 @@ def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, s
         "how": "number -> kind; count good / flawed / broken on the sheets before reading this",
         "sheets": sheets,
         "faces": [{"number": n + 1, "sheet": sheets[n // per_sheet], "kind": kinds[i]} for n, i in enumerate(order)],
-        "counts": {"generated": len(generated), "real": len(real)},
+        "counts": {first: len(generated), second: len(real)},
     }
     write_text_atomic(out / KEY_FILE, json.dumps(key, indent=1))
     return key
+
+
+CALLS = {"g": "good", "f": "flawed", "b": "broken"}
+
+
+def read_calls(path: str | Path, faces: int) -> dict[int, str]:
+    """A person's calls, written before the key was read: whitespace-separated `<number><g|f|b>` (e.g.
+    `12b 13f 14g`); lines from `#` on are comments. Faces left out are counted as not judged."""
+    calls: dict[int, str] = {}
+    for line in Path(path).read_text().splitlines():
+        for token in line.split("#")[0].split():
+            number, mark = token[:-1], token[-1:].lower()
+            if not number.isdigit() or mark not in CALLS or not 1 <= int(number) <= faces:
+                raise ValueError(f"{path}: {token!r} is not a face number 1-{faces} followed by g, f or b "
+                                 "(good, flawed, broken)")
+            if int(number) in calls:
+                raise ValueError(f"{path}: face {number} is called twice")
+            calls[int(number)] = CALLS[mark]
+    return calls
+
+
+def tally(key: dict, calls: dict[int, str]) -> dict[str, dict[str, int]]:
+    """Counts of good / flawed / broken / not judged for each kind of the key."""
+    counts = {kind: {**{name: 0 for name in CALLS.values()}, "not judged": 0} for kind in key["counts"]}
+    for face in key["faces"]:
+        counts[face["kind"]][calls.get(face["number"], "not judged")] += 1
+    return counts
 
 
 def _sheet(faces: np.ndarray, first_number: int) -> Image.Image:

@@ -1,5 +1,5 @@
 """Commands of the training package: `kyara crop`, `kyara pack`, `kyara train`, `kyara sample`,
-`kyara compare`, `kyara slim`, `kyara curves`, `kyara eval`."""
+`kyara compare`, `kyara blind`, `kyara blind-count`, `kyara slim`, `kyara curves`, `kyara eval`."""
 from __future__ import annotations
 
 import argparse
@@ -78,6 +78,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "compare.png inside it")
     p.set_defaults(func=_compare)
 
+    p = sub.add_parser("blind", help="numbered sheets of one model's faces shuffled with real ones, or of two "
+                                     "models' (or truncations') with each other; the key apart")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="checkpoint folder, run directory, or exported model folder / .onnx file")
+    p.add_argument("--truncation", type=truncations, default=[1.0], metavar="PSI[,PSI]",
+                   help="one model at two truncations makes an A/B too, e.g. 1,0.7 (default 1)")
+    p.add_argument("--data", help="packed set of the real faces (needed for one model)")
+    p.add_argument("--split", default="val", help="which faces of --data (default: val)")
+    p.add_argument("-n", type=positive_int, default=60, help="faces of each kind (default: 60)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("-o", "--out", required=True, help="folder for sheet_NN.png and key.json")
+    p.set_defaults(func=_blind)
+
+    p = sub.add_parser("blind-count", help="a person's calls on blind sheets -> good / flawed / broken per kind")
+    p.add_argument("folder", help="folder of `kyara blind` or an eval's blind/ folder (its key.json)")
+    p.add_argument("calls", help='text file of calls made before reading the key: "1f 2b 3g ..." (good, '
+                                 'flawed, broken; # starts a comment)')
+    p.set_defaults(func=_blind_count)
+
     p = sub.add_parser("slim", help="a checkpoint's G_ema and D in half precision: small enough to commit, and "
                                     "`kyara train --init` goes on from it on another machine")
     p.add_argument("checkpoint", help="checkpoint folder or run directory (its best, else newest, checkpoint)")
@@ -143,6 +162,30 @@ def _compare(args: argparse.Namespace) -> int:
     from training.compare import compare_to_file
     print(compare_to_file(args.models, args.data, args.out, n=args.n, seed=args.seed, tags=args.tags,
                           split=args.split, truncations=args.truncation))
+    return 0
+
+
+def _blind(args: argparse.Namespace) -> int:
+    from training.compare import blind_to_folder
+    key = blind_to_folder(args.models, args.out, n=args.n, seed=args.seed, truncations=args.truncation,
+                          data=args.data, split=args.split)
+    kinds = " and ".join(f"{count} {kind}" for kind, count in key["counts"].items())
+    print(f"{Path(args.out)}: {len(key['sheets'])} sheets of {kinds}; write your calls down "
+          f"before opening key.json, then: kyara blind-count {args.out} CALLS")
+    return 0
+
+
+def _blind_count(args: argparse.Namespace) -> int:
+    import json
+    from training.blind import KEY_FILE, read_calls, tally
+    key_path = Path(args.folder) / KEY_FILE
+    if not key_path.is_file():
+        raise FileNotFoundError(f"{key_path}: no key here; pass the folder `kyara blind` wrote")
+    key = json.loads(key_path.read_text())
+    for kind, counts in tally(key, read_calls(args.calls, len(key["faces"]))).items():
+        total = sum(counts.values())
+        print(f"{kind}: " + ", ".join(f"{counts[name]} {name}" for name in counts if counts[name] or name != "not judged")
+              + f" (of {total}; broken {counts['broken'] / total:.0%})")
     return 0
 
 

@@ -4,6 +4,9 @@ Judging a model means looking at its faces beside real ones at the size a person
 the blind sheets), and judging a change means looking at two models' faces drawn from the same noise and
 tags, so that only the models differ. Models with the same vocabulary and noise size get the same inputs;
 others the same seed. Each truncation asked for is a row of its own, from the same noise drawn in.
+
+`kyara blind` is the same judgement made blind: one model's faces shuffled with real ones, or two models'
+(or truncations') faces shuffled with each other, on numbered sheets with the key apart (training/blind.py).
 """
 from __future__ import annotations
 
@@ -14,9 +17,23 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
-from training.blind import FACE, LABEL, enlarged
-from training.evaluate import draw, open_source, truncated
+from training.blind import FACE, LABEL, blind_sheets, enlarged
+from training.evaluate import Source, draw, open_source, truncated
 from training.grid import save_png
+
+
+def _entries(models: Sequence[str | Path], truncations: Sequence[float]) -> list[tuple[str, Source]]:
+    """(name, source) for each model at each truncation, in that order."""
+    if not truncations:
+        raise ValueError("at least one truncation is needed")
+    entries = []
+    for model in models:
+        model_source = open_source(model)
+        for psi in truncations:
+            source = truncated(model_source, psi)
+            entries.append((str(model) if source.truncation == 1 else f"{model}, truncation {source.truncation:g}",
+                            source))
+    return entries
 
 
 def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: int, tags: str = "",
@@ -25,23 +42,21 @@ def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: i
     by the seed."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
-    if not truncations:
-        raise ValueError("at least one truncation is needed")
-    packed = PackedSet.open(data)          # before any model runs: a wrong --data fails at once
-    indices = packed.indices(split)
-    if len(indices) == 0:
-        raise ValueError(f"{data}: no faces in split {split!r}")
+    packed, indices = _real_split(data, split)     # before any model runs: a wrong --data fails at once
     rows = []
-    for model in models:
-        model_source = open_source(model)
-        inputs = draw(model_source, n, seed, model_source.vocab.parse(tags))
-        for psi in truncations:
-            source = truncated(model_source, psi)
-            name = str(model) if source.truncation == 1 else f"{model}, truncation {source.truncation:g}"
-            rows.append((name, source.generate(*inputs)))
+    for name, source in _entries(models, truncations):
+        rows.append((name, source.generate(*draw(source, n, seed, source.vocab.parse(tags)))))
     pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
     rows.append((f"real ({split} split of {data})", np.asarray(packed.images[pick])))
     return rows
+
+
+def _real_split(data: str | Path, split: str) -> tuple[PackedSet, np.ndarray]:
+    packed = PackedSet.open(data)
+    indices = packed.indices(split)
+    if len(indices) == 0:
+        raise ValueError(f"{data}: no faces in split {split!r}")
+    return packed, indices
 
 
 def compare_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
@@ -61,3 +76,29 @@ def compare_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
 def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | Path, n: int = 8, seed: int = 0,
                     tags: str = "", split: str = "val", truncations: Sequence[float] = (1.0,)) -> Path:
     return save_png(compare_sheet(compare_rows(models, data, n, seed, tags, split, truncations)), out)
+
+
+def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, seed: int = 0,
+                    truncations: Sequence[float] = (1.0,), data: str | Path | None = None,
+                    split: str = "val") -> dict:
+    """Blind sheets of n faces of each of two kinds, tags drawn from the priors as the page draws them:
+    a model (at a truncation) against n real faces of `data`, or two (model, truncation) entries against
+    each other. Each entry draws its own noise, so no face on the sheet has a twin to be matched with."""
+    if n < 1:
+        raise ValueError(f"-n must be at least 1, got {n}")
+    wanted = len(models) * len(truncations)
+    if wanted not in (1, 2):
+        raise ValueError(f"kyara blind compares one model with real faces or two with each other; "
+                         f"{len(models)} models at {len(truncations)} truncations make {wanted}")
+    if wanted == 1 and data is None:
+        raise ValueError("one model is judged against real faces: give --data (a packed set)")
+    real = _real_split(data, split) if wanted == 1 else None      # a wrong --data fails before any model runs
+    entries = _entries(models, truncations)
+    faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
+    names = [name for name, _ in entries]
+    if real is not None:
+        packed, indices = real
+        pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
+        faces.append(np.asarray(packed.images[pick]))
+        names.append(f"real ({split} split of {data})")
+    return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]))
