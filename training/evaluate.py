@@ -31,8 +31,9 @@ Every figure stands next to the same figure for real faces, because on their own
   drawn from the priors. Blind sheets (training/blind.py): generated and real faces shuffled and
   numbered, with the key in a separate file, for a person's own count.
 
-Which to trust for what: realness (texture) and shape realness (layout), and the blind sheets, for "does it
-look made by a person"; fidelity
+Which to trust for what: the blind sheets, then realness (texture) and shape realness (layout), for "does it
+look made by a person" (realness tests the set, variety included, so it ranks a truncated model below the same
+model untruncated although a person sees fewer broken faces in it: compare realness at one truncation); fidelity
 for "does it draw what was asked"; diversity for collapse; face rate only for gross failures (the
 detector accepts blurred faces); the spectrum for what is wrong with the texture (grain or blur, chroma for
 the coloured speckle); KID and
@@ -653,8 +654,10 @@ def markdown(result: dict) -> str:
         f"numbered: {', '.join(f'[{b}]({b})' for b in sheets['blind'])}. Count good / flawed / broken before "
         f"opening the key, [{sheets['blind_key']}]({sheets['blind_key']}).", "",
         "## Which figure to trust for what", "",
-        "- Does it look made by a person: realness (texture) and shape realness (eyes, outline: melted faces), "
-        "and your own count on the blind sheets.",
+        "- Does it look made by a person: your own count on the blind sheets first. Realness (texture) and "
+        "shape realness (eyes, outline: melted faces) test the whole set against real faces, variety included: "
+        "they rank a truncated model below the same model untruncated although a person counts far fewer broken "
+        "faces in it, and near 0.5 they stop telling checkpoints apart. Compare realness only at one truncation.",
         "- Does it draw what was asked: tag fidelity and attribute fidelity (no better than the tagger: compare "
         "with the real columns).",
         "- Mode collapse: diversity.",
