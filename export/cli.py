@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                     "the checkpoint or in its run directory, if any)")
     p.add_argument("--calibration-samples", type=positive_int, default=128, help="int8 calibration inputs")
     p.add_argument("--truncation", type=truncation, default=1.0,
-                   help="draw the noise in towards 0 by this factor, inside the model (0 < psi <= 1; default 1: "
+                   help="draw the noise in towards 0 by this factor, inside the model (0 < psi <= 1; default: 1, "
                         "not at all): fewer broken faces for a little less variety; `kyara eval --truncation` "
                         "measures both")
     p.set_defaults(func=_export)

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=positive_int, default=8, help="faces a row")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--truncation", type=truncations, default=[1.0], metavar="PSI[,PSI...]",
-                   help="one row per model and truncation, e.g. 1,0.7,0.5 (default 1: the noise as drawn)")
+                   help="one row per model and truncation, e.g. 1,0.7,0.5 (default: 1, the noise as drawn)")
     p.add_argument("-o", "--out", type=output_file("compare.png"), default="compare.png",
                    help="PNG to write (replaced if it exists); a folder or a path ending in / means "
                         "compare.png inside it")
@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL",
                    help="checkpoint folder, run directory, or exported model folder / .onnx file")
     p.add_argument("--truncation", type=truncations, default=[1.0], metavar="PSI[,PSI]",
-                   help="one model at two truncations makes an A/B too, e.g. 1,0.7 (default 1)")
+                   help="one model at two truncations makes an A/B too, e.g. 1,0.7 (default: 1)")
     p.add_argument("--data", help="packed set of the real faces (needed for one model)")
     p.add_argument("--split", default="val", help="which faces of --data (default: val)")
     p.add_argument("-n", type=positive_int, default=60, help="faces of each kind (default: 60)")
@@ -119,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=truncation, default=1.0,
                    help="draw the noise in towards 0 by this factor (0 < psi <= 1), on top of any the model was "
-                        "exported with: what `kyara export --truncation` would ship (default 1)")
+                        "exported with: what `kyara export --truncation` would ship (default: 1)")
     p.set_defaults(func=_eval)
 
 
