@@ -68,6 +68,15 @@ def test_chroma_blur_smooths_colour_and_leaves_brightness():
         Generator(ModelConfig(**model), 4).state_dict().keys()
 
 
+def test_the_blur_pads_edges_as_replicate_padding_does():
+    """training.models.replicate_pad is F.pad's replicate mode, value for value, in either memory layout."""
+    from training.models import replicate_pad
+    x = torch.randn(2, 3, 5, 7)
+    expected = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    assert torch.equal(replicate_pad(x), expected)
+    assert torch.equal(replicate_pad(x.contiguous(memory_format=torch.channels_last)), expected)
+
+
 def test_a_run_may_start_from_a_model_without_chroma_blur_but_not_resume_with_it(tiny_packed, tmp_path):
     run = tmp_path / "run"
     train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)

@@ -162,9 +162,13 @@ def test_every_rank_pins_the_teacher_rank_0_found(tiny_packed, tmp_path):
     assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [str(newest)] * 2
 
 
-def test_compiled_run_takes_steps(tiny_packed, tmp_path):
-    """compile=true compiles G only: D's penalty needs a double backward, which compiled graphs lack."""
-    cfg = load_config("tiny", ["compile=true", "log_every=1"])
+@pytest.mark.parametrize("model", [[], ["model.chroma_blur=true", "model.upsample=resize", "model.rgb_kernel=3"]],
+                         ids=["paper", "main-line"])
+def test_compiled_run_takes_steps(tiny_packed, tmp_path, model):
+    """compile=true compiles G only: D's penalty needs a double backward, which compiled graphs lack. The
+    main line's G too: its chroma blur's edge padding once failed the compiled backward on channels_last
+    images (a stride check in replication_pad2d_backward), found by benchmarks/gpu_check.sh."""
+    cfg = load_config("tiny", ["compile=true", "log_every=1", *model])
     train(cfg, tiny_packed, tmp_path / "run", device="cpu", steps=3)
     logged = metrics(tmp_path / "run")
     assert [m["step"] for m in logged] == [1, 2, 3]

@@ -145,7 +145,15 @@ class ChromaBlur(nn.Module):
         self.register_buffer("weight", weight.float(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.weight).clamp(-1, 1)
+        return F.conv2d(replicate_pad(x), self.weight).clamp(-1, 1)
+
+
+def replicate_pad(x: torch.Tensor) -> torch.Tensor:
+    """One pixel of edge repetition on each side: F.pad(x, (1, 1, 1, 1), mode="replicate"), made of slices
+    and concatenations, because torch.compile's backward of the replicate pad refuses channels_last images
+    (a stride check in replication_pad2d_backward: a compiled main-line G could not train)."""
+    x = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+    return torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
 
 
 class Generator(nn.Module):
