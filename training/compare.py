@@ -46,8 +46,7 @@ def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: i
     rows = []
     for name, source in _entries(models, truncations):
         rows.append((name, source.generate(*draw(source, n, seed, source.vocab.parse(tags)))))
-    pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
-    rows.append((f"real ({split} split of {data})", np.asarray(packed.images[pick])))
+    rows.append((f"real ({split} split of {data})", _picked(packed, indices, n, seed)))
     return rows
 
 
@@ -57,6 +56,12 @@ def _real_split(data: str | Path, split: str) -> tuple[PackedSet, np.ndarray]:
     if len(indices) == 0:
         raise ValueError(f"{data}: no faces in split {split!r}")
     return packed, indices
+
+
+def _picked(packed: PackedSet, indices: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n of the split's faces (all, if it has fewer), picked by the seed, in index order."""
+    pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
+    return np.asarray(packed.images[pick])
 
 
 def compare_sheet(rows: Sequence[tuple[str, np.ndarray]]) -> Image.Image:
@@ -97,8 +102,6 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
     faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
     names = [name for name, _ in entries]
     if real is not None:
-        packed, indices = real
-        pick = np.sort(np.random.default_rng(seed).choice(indices, min(n, len(indices)), replace=False))
-        faces.append(np.asarray(packed.images[pick]))
+        faces.append(_picked(*real, n, seed))
         names.append(f"real ({split} split of {data})")
     return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]))
