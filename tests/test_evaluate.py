@@ -284,7 +284,8 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
     assert "| shape realness, 32 px |" in report
     assert [figures[k]["generated"]["protocol"]["resolution"] for k in ("realness", "shape_realness")] == [64, 32]
     assert f"{out}/report.md" in printed and "//" not in printed
-    assert result["truncation"] == 1 and "truncat" not in report + printed
+    # Untruncated: no truncation line (the "which figure to trust" text speaks of truncation in general).
+    assert result["truncation"] == 1 and "truncated by" not in report and "truncation    " not in printed
 
     # --truncation: every generated face from the noise drawn in, and the report says so.
     drawn_in = tmp_path / "eval-half"
