@@ -16,7 +16,7 @@ from export.fold import fold_truncation
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
 from export.quantize import COMPACT_SCHEME, COMPACT_SESSION_CONFIG, SCHEME, psnr, quantize_compact, quantize_int8
-from training.checkpoint import load_generator, resolve_checkpoint, step_of
+from training.checkpoint import load_generator, resolve_checkpoint, total_steps
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "compact": "model.compact.onnx"}
 EVAL_FILE = "eval.json"
@@ -31,8 +31,9 @@ def embed_manifest(model: onnx.ModelProto, manifest: dict) -> None:
 
 
 def training_info(checkpoint: Path, config_name: str, data: str | None, eval_path: str | Path | None) -> dict:
-    """Where the weights come from: data, step, config, and the headline figures (the top-level scalars) of
-    an eval.json made by `kyara eval`: the one given, or one beside the checkpoint or in its run directory."""
+    """Where the weights come from: data, steps (all of them, `--init` legs included), config, and the headline
+    figures (the top-level scalars) of an eval.json made by `kyara eval`: the one given, or one beside the
+    checkpoint or in its run directory."""
     if data and (Path(data) / "meta.json").is_file():   # a packed set: record what it was packed from
         meta = json.loads((Path(data) / "meta.json").read_text())
         data = f"{meta['source']} ({meta['count']} images, {meta['resolution']} px)"
@@ -43,7 +44,7 @@ def training_info(checkpoint: Path, config_name: str, data: str | None, eval_pat
     if eval_path is not None:
         report = json.loads(Path(eval_path).read_text())
         figures = {k: v for k, v in report.items() if v is None or isinstance(v, (int, float, str, bool))}
-    return {"data": data, "steps": step_of(checkpoint), "config": config_name, "checkpoint": checkpoint.name,
+    return {"data": data, "steps": total_steps(checkpoint), "config": config_name, "checkpoint": checkpoint.name,
             "eval": figures}
 
 
@@ -65,7 +66,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
         tmp = {"fp32": fp32, "int8": int8_file, "compact": compact_file}
         onnx.save(export_onnx(generator), str(tmp["fp32"]))
         manifest = build_manifest(
-            name=name or f"kyara-{cfg.name}", version=version or f"step{step_of(ckpt)}", vocab=vocab,
+            name=name or f"kyara-{cfg.name}", version=version or f"step{total_steps(ckpt)}", vocab=vocab,
             priors=priors, resolution=cfg.model.resolution, noise_dim=cfg.model.noise_dim, default_file=FILES[default],
             variants=[{"file": file, "precision": precision,
                        **({"session_config": dict(COMPACT_SESSION_CONFIG)} if precision == "compact" else {})}

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from kyara.cli import main
-from training.checkpoint import list_checkpoints
+from training.checkpoint import list_checkpoints, step_of, steps_before, total_steps
 from training.config import load_config
 from training.sample import sample
 from training.trainer import Trainer, train
@@ -57,3 +57,27 @@ def test_slim_refuses_to_replace_a_folder_of_something_else(tiny_packed: Path, t
     err = capsys.readouterr().err
     assert err.startswith("kyara slim: ") and "is not a checkpoint" in err and err.count("\n") == 1
     assert (other / "manifest.json").read_text() == "{}"
+
+
+def test_a_run_from_init_counts_the_steps_behind_its_weights(tiny_packed: Path, tmp_path: Path) -> None:
+    # A run started with --init counts its own steps from 0; the checkpoints, a slim copy and the exported
+    # manifest still say how many steps the weights have had in all.
+    train(load_config("tiny"), tiny_packed, tmp_path / "first", device="cpu", steps=10)
+    slim = tmp_path / "slim"
+    assert main(["slim", str(tmp_path / "first"), "-o", str(slim)]) == 0
+    assert (step_of(slim), steps_before(slim), total_steps(slim)) == (10, 0, 10)
+
+    on = tmp_path / "on"
+    train(load_config("tiny"), tiny_packed, on, device="cpu", steps=4, init=slim)
+    newest = list_checkpoints(on)[-1]
+    assert (step_of(newest), total_steps(newest)) == (4, 14)
+    train(load_config("tiny"), tiny_packed, on, device="cpu", steps=6, resume=True)   # a resume keeps the count
+    newest = list_checkpoints(on)[-1]
+    assert (step_of(newest), total_steps(newest)) == (6, 16)
+
+    again = tmp_path / "slim-again"                     # and a second leg from its slim copy adds up
+    assert main(["slim", str(on), "-o", str(again)]) == 0
+    assert total_steps(again) == 16
+    assert main(["export", str(again), "-o", str(tmp_path / "exported")]) == 0
+    manifest = json.loads((tmp_path / "exported" / "manifest.json").read_text())
+    assert manifest["training"]["steps"] == 16 and manifest["version"] == "step16"

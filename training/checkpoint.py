@@ -57,14 +57,32 @@ def step_of(path: Path) -> int:
     raise ValueError(f"{path}: not a checkpoint folder named {PREFIX}N, and no step recorded in it")
 
 
+def steps_before(path: Path) -> int:
+    """How many steps the weights had been trained for before the run that saved them. A run started with
+    `kyara train --init` counts its own steps from 0, so the rest of the count travels here, in the weights'
+    metadata (0 for a run from scratch, and for checkpoints saved before it was recorded)."""
+    weights = Path(path) / "G_ema.safetensors"
+    if not weights.is_file():
+        return 0
+    with safe_open(str(weights), "pt") as f:
+        value = (f.metadata() or {}).get("steps_before", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def total_steps(path: Path) -> int:
+    """Every step behind a checkpoint's weights, the runs it went on from with `--init` included."""
+    return step_of(path) + steps_before(path)
+
+
 def _contiguous(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.Module], state: dict,
                     cfg: TrainConfig, vocab: Vocabulary, priors: list[float], keep_last: int,
-                    keep: set[str] = frozenset()) -> Path:
-    """Write a checkpoint atomically, then delete all but the newest `keep_last` (and those in `keep`)."""
+                    keep: set[str] = frozenset(), steps_before: int = 0) -> Path:
+    """Write a checkpoint atomically, then delete all but the newest `keep_last` (and those in `keep`).
+    `steps_before`: the steps its weights had before this run (`--init`), kept in the weights' metadata."""
     root = checkpoint_dir(Path(run_dir))
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
@@ -72,7 +90,8 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
         shutil.rmtree(leftover, ignore_errors=True)
     with atomic_dir(final) as tmp:
         for name, module in modules.items():
-            save_file(_contiguous(module), str(tmp / f"{name}.safetensors"))
+            save_file(_contiguous(module), str(tmp / f"{name}.safetensors"),
+                      metadata={"steps_before": str(steps_before)})
         (tmp / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
         (tmp / "vocab.json").write_text(json.dumps({**vocab.to_json(), "priors": list(map(float, priors))},
                                                    indent=2))
@@ -90,7 +109,8 @@ def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / "G_ema.safetensors").is_file():
         # atomic_dir replaces the folder: never a folder of something else
         raise ValueError(f"{out}: exists and is not a checkpoint; give a new folder (or a slim checkpoint to replace)")
-    metadata = {"from": str(ckpt), "step": str(step_of(ckpt))}     # the step: `step_of` reads it back
+    # `step_of` and `steps_before` read these back: a slim folder may have any name
+    metadata = {"from": str(ckpt), "step": str(step_of(ckpt)), "steps_before": str(steps_before(ckpt))}
     with atomic_dir(out) as tmp:
         for name in ("G_ema", "D"):
             state = load_file(str(ckpt / f"{name}.safetensors"))

@@ -33,7 +33,7 @@ from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
 from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generator, load_state, resolve_checkpoint,
-                                 save_checkpoint, step_of)
+                                 save_checkpoint, step_of, steps_before, total_steps)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
@@ -92,6 +92,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed * 1000 + self.rank)         # batches and labels
         self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
         self.step = 0
+        self.steps_before = 0           # steps the weights had before this run (`--init`); 0 from scratch
         self._tagger = self._reference = self._standing = None
         self.wall_offset = 0.0          # training seconds before this process (from metrics.jsonl on resume)
         if cfg.eval_every > 0 and self.rank == 0:    # a missing tagger fails here, not at the first evaluation
@@ -232,8 +233,9 @@ class Trainer:
         for name, module in ((g_file, self.G), ("G_ema", self.G_ema), ("D", self.D)):
             state = load_file(str(ckpt / f"{name}.safetensors"), device=str(self.device))
             new = load_across_vocabularies(module, state, list(old_tags), list(self.vocab.tags))
+        self.steps_before = total_steps(ckpt)
         if self.rank == 0:
-            print(f"kyara train: starting from {ckpt} (step {step_of(ckpt)}); new tags: "
+            print(f"kyara train: starting from {ckpt} (step {self.steps_before} in all); new tags: "
                   f"{', '.join(new) or 'none'}", file=sys.stderr)
 
     def load(self, ckpt: Path) -> None:
@@ -243,6 +245,7 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = state["step"]
+        self.steps_before = steps_before(ckpt)
         rng = state["rng"][self.rank] if self.rank < len(state["rng"]) else None
         if rng is not None:
             self.rng.bit_generator.state = rng["cpu"]
@@ -269,7 +272,7 @@ class Trainer:
             path = save_checkpoint(
                 self.run_dir, self.step, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
                 {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": all_rng},
-                self.cfg, self.vocab, self.priors.tolist(), self.cfg.keep_last, keep)
+                self.cfg, self.vocab, self.priors.tolist(), self.cfg.keep_last, keep, self.steps_before)
         if self.distributed:
             dist.barrier()
         return path
