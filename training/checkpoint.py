@@ -1,7 +1,7 @@
 """Checkpoints: one directory per saved step, written under a temporary name and renamed when complete.
 
     step_0001000/
-        G.safetensors  G_ema.safetensors  D.safetensors   weights
+        G.safetensors  G_ema.safetensors  D.safetensors   weights; their metadata keeps steps_before (`--init`)
         state.pt                                          optimizers, step, RNG states of every rank
         config.json  vocab.json                           resolved config; vocabulary with tag priors
 
@@ -41,6 +41,16 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir() and (p / "state.pt").is_file())
 
 
+def _recorded(path: Path, key: str) -> str:
+    """A value a checkpoint's weights file keeps in its metadata ("" if there is none): `kyara slim` writes the
+    step there, and every save the steps before the run (`steps_before`)."""
+    weights = Path(path) / "G_ema.safetensors"
+    if not weights.is_file():
+        return ""
+    with safe_open(str(weights), "pt") as f:
+        return (f.metadata() or {}).get(key, "")
+
+
 def step_of(path: Path) -> int:
     """A checkpoint's step: from its folder name (step_0001000), or, for a slim checkpoint (any name), from the
     step its weights file records."""
@@ -48,12 +58,9 @@ def step_of(path: Path) -> int:
     digits = path.name[len(PREFIX):]
     if path.name.startswith(PREFIX) and digits.isdigit():
         return int(digits)
-    weights = path / "G_ema.safetensors"
-    if weights.is_file():
-        with safe_open(str(weights), "pt") as f:
-            step = (f.metadata() or {}).get("step", "")
-        if step.isdigit():
-            return int(step)
+    step = _recorded(path, "step")
+    if step.isdigit():
+        return int(step)
     raise ValueError(f"{path}: not a checkpoint folder named {PREFIX}N, and no step recorded in it")
 
 
@@ -61,11 +68,7 @@ def steps_before(path: Path) -> int:
     """How many steps the weights had been trained for before the run that saved them. A run started with
     `kyara train --init` counts its own steps from 0, so the rest of the count travels here, in the weights'
     metadata (0 for a run from scratch, and for checkpoints saved before it was recorded)."""
-    weights = Path(path) / "G_ema.safetensors"
-    if not weights.is_file():
-        return 0
-    with safe_open(str(weights), "pt") as f:
-        value = (f.metadata() or {}).get("steps_before", "0")
+    value = _recorded(path, "steps_before")
     return int(value) if value.isdigit() else 0
 
 
