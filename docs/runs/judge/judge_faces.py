@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from common.packed import PackedSet
 from training.blind import read_calls
-from training.compare import _entries, _picked, _real_split
+from training.compare import _entries
 from training.evaluate import draw, open_source, truncated, matched_labels, fitted_protocol
 from training.realness import real_faces
 

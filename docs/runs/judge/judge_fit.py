@@ -44,11 +44,11 @@ L2S = [1e-3, 1e-2, 1e-1, 1.0]
 groups = np.unique(sets)
 
 
-def held_out(x, y, mask):
+def held_out(x, y):
     """Leave one set out; L2 chosen by an inner leave-one-set-out on the rest."""
     p = np.full(len(y), np.nan)
     for g in groups:
-        te, tr = (sets == g) & mask, (sets != g) & mask
+        te, tr = sets == g, sets != g
         inner = {}
         for l2 in L2S:
             q = np.full(len(y), np.nan)
@@ -63,7 +63,6 @@ def held_out(x, y, mask):
 
 
 gen = kinds != "real"
-allm = np.ones(len(calls), bool)
 for target in ("broken", "good"):
     y = (calls == target).astype(float)
     print(f"\n== {target} vs not ({int(y[gen].sum())} of {gen.sum()} generated, {int(y[~gen].sum())} of {(~gen).sum()} real)")
@@ -71,7 +70,7 @@ for target in ("broken", "good"):
     for nm, adv in ADV.items():
         print(f"  {nm} adversarial score alone: AUC generated {auc((-adv if target == 'broken' else adv)[gen], y[gen]):.3f}")
     for name, x in FEATURES.items():
-        p = held_out(x, y, allm)
+        p = held_out(x, y)
         print(f"  {name}: held-out AUC all {auc(p, y):.3f}, generated only {auc(p[gen], y[gen]):.3f}")
         if True:
             rows = []
