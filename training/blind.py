@@ -8,10 +8,13 @@ your counts, and only then open the key.
 The same sheets compare two models (or one model at two truncations) with no real faces: the key then
 names each face's model, and `tally` turns a file of calls ("12b 13f 14g": broken, flawed, good) into
 counts per kind, so a judgement can be written down before the key is read and repeated by anyone.
+Drawn paired, an A/B's two models get the same noise and tags, and `paired_tally` compares each face with
+its twin: a sharper test than two counts of faces drawn apart.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +30,19 @@ KEY_FILE = "key.json"
 
 
 def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, seed: int,
-                 kinds: tuple[str, str] = ("generated", "real")) -> dict:
+                 kinds: tuple[str, str] = ("generated", "real"), twins: bool = False) -> dict:
     """Shuffle uint8 N x H x W x 3 faces of both kinds, draw them on numbered sheets in `out_dir`
     (sheet_01.png, ...), and write the key (number -> kind) to key.json. Returns the key.
 
-    `kinds` names the two sets in the key: generated and real faces, or two models for an A/B."""
+    `kinds` names the two sets in the key: generated and real faces, or two models for an A/B. `twins`:
+    face i of each kind was drawn from the same inputs, and the key gives each face its twin's number."""
     first, second = kinds
     if first == second:
         raise ValueError(f"blind sheets need two differently named kinds, got {first!r} twice")
     if len(generated) == 0 or len(real) == 0:
         raise ValueError(f"blind sheets need faces of both kinds, got {len(generated)} {first}, {len(real)} {second}")
+    if twins and len(generated) != len(real):
+        raise ValueError(f"twins need as many faces of each kind, got {len(generated)} {first}, {len(real)} {second}")
     faces = np.concatenate([generated, real])
     kinds = [first] * len(generated) + [second] * len(real)
     order = np.random.default_rng(seed).permutation(len(faces))
@@ -54,6 +60,11 @@ def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, s
         "faces": [{"number": n + 1, "sheet": sheets[n // per_sheet], "kind": kinds[i]} for n, i in enumerate(order)],
         "counts": {first: len(generated), second: len(real)},
     }
+    if twins:
+        number = {int(i): n + 1 for n, i in enumerate(order)}     # face index -> its number on the sheets
+        half = len(generated)
+        for face, i in zip(key["faces"], order):
+            face["twin"] = number[int(i + half if i < half else i - half)]
     write_text_atomic(out / KEY_FILE, json.dumps(key, indent=1))
     return key
 
@@ -83,6 +94,30 @@ def tally(key: dict, calls: dict[int, str]) -> dict[str, dict[str, int]]:
     for face in key["faces"]:
         counts[face["kind"]][calls.get(face["number"], "not judged")] += 1
     return counts
+
+
+def paired_tally(key: dict, calls: dict[int, str]) -> dict[str, float]:
+    """Twin against twin: in how many pairs a person called the first kind's face better than the second's
+    (good over flawed over broken), the second's better, or both the same; and the two-sided sign test's p,
+    the chance of a split at least this uneven if the two models were equally good."""
+    if not all("twin" in face for face in key["faces"]):
+        raise ValueError("these sheets were not drawn with --paired: their faces have no twins")
+    rank = {"good": 2, "flawed": 1, "broken": 0}
+    first = next(iter(key["counts"]))
+    counts = {"first better": 0, "second better": 0, "same": 0, "not judged": 0}
+    for face in key["faces"]:
+        if face["kind"] != first:
+            continue
+        mine, twin = calls.get(face["number"]), calls.get(face["twin"])
+        if mine is None or twin is None:
+            counts["not judged"] += 1
+        elif rank[mine] == rank[twin]:
+            counts["same"] += 1
+        else:
+            counts["first better" if rank[mine] > rank[twin] else "second better"] += 1
+    wins, losses = counts["first better"], counts["second better"]
+    tail = sum(math.comb(wins + losses, k) for k in range(min(wins, losses) + 1)) / 2 ** (wins + losses)
+    return {**counts, "p": min(1.0, 2 * tail)}
 
 
 def _sheet(faces: np.ndarray, first_number: int) -> Image.Image:

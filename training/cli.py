@@ -88,6 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="val", help="which faces of --data (default: val)")
     p.add_argument("-n", type=positive_int, default=60, help="faces of each kind (default: 60)")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--paired", action="store_true",
+                   help="an A/B's two entries draw the same noise and tags, and blind-count compares each face "
+                        "with its twin (default: each draws its own)")
     p.add_argument("-o", "--out", required=True, help="folder for sheet_NN.png and key.json")
     p.set_defaults(func=_blind)
 
@@ -168,7 +171,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _blind(args: argparse.Namespace) -> int:
     from training.compare import blind_to_folder
     key = blind_to_folder(args.models, args.out, n=args.n, seed=args.seed, truncations=args.truncation,
-                          data=args.data, split=args.split)
+                          data=args.data, split=args.split, paired=args.paired)
     kinds = " and ".join(f"{count} {kind}" for kind, count in key["counts"].items())
     print(f"{Path(args.out)}: {len(key['sheets'])} sheets of {kinds}; write your calls down "
           f"before opening key.json, then: kyara blind-count {args.out} CALLS")
@@ -177,15 +180,23 @@ def _blind(args: argparse.Namespace) -> int:
 
 def _blind_count(args: argparse.Namespace) -> int:
     import json
-    from training.blind import KEY_FILE, read_calls, tally
+    from training.blind import KEY_FILE, paired_tally, read_calls, tally
     key_path = Path(args.folder) / KEY_FILE
     if not key_path.is_file():
         raise FileNotFoundError(f"{key_path}: no key here; pass the folder `kyara blind` wrote")
     key = json.loads(key_path.read_text())
-    for kind, counts in tally(key, read_calls(args.calls, len(key["faces"]))).items():
+    calls = read_calls(args.calls, len(key["faces"]))
+    for kind, counts in tally(key, calls).items():
         total = sum(counts.values())
         print(f"{kind}: " + ", ".join(f"{counts[name]} {name}" for name in counts if counts[name] or name != "not judged")
               + f" (of {total}; broken {counts['broken'] / total:.0%})")
+    if all("twin" in face for face in key["faces"]):
+        first, second = key["counts"]
+        pairs = paired_tally(key, calls)
+        print(f"twin against twin: {first} better in {pairs['first better']}, {second} better in "
+              f"{pairs['second better']}, the same in {pairs['same']}"
+              + (f", {pairs['not judged']} not judged" if pairs["not judged"] else "")
+              + f" (sign test p = {pairs['p']:.2g})")
     return 0
 
 

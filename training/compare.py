@@ -85,10 +85,14 @@ def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | P
 
 def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, seed: int = 0,
                     truncations: Sequence[float] = (1.0,), data: str | Path | None = None,
-                    split: str = "val") -> dict:
+                    split: str = "val", paired: bool = False) -> dict:
     """Blind sheets of n faces of each of two kinds, tags drawn from the priors as the page draws them:
     a model (at a truncation) against n real faces of `data`, or two (model, truncation) entries against
-    each other. Each entry draws its own noise, so no face on the sheet has a twin to be matched with."""
+    each other. Each entry draws its own noise, so no face on the sheet has a twin to be matched with.
+
+    `paired` gives both entries of an A/B the same noise and tags instead: each face has a twin from the
+    other entry, and `paired_tally` counts which of the two a person called better. Two sets of 60 drawn
+    apart differ by chance alone by about a tenth of their faces; twins differ only by the models."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
     wanted = len(models) * len(truncations)
@@ -97,11 +101,20 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
                          f"{len(models)} models at {len(truncations)} truncations make {wanted}")
     if wanted == 1 and data is None:
         raise ValueError("one model is judged against real faces: give --data (a packed set)")
+    if wanted == 1 and paired:
+        raise ValueError("--paired is for two models (or truncations): a real face has no generated twin")
     real = _real_split(data, split) if wanted == 1 else None      # a wrong --data fails before any model runs
     entries = _entries(models, truncations)
-    faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
+    if paired:
+        (first, a), (second, b) = entries
+        if a.vocab.tags != b.vocab.tags or a.noise_dim != b.noise_dim:
+            raise ValueError(f"--paired needs the same tags and noise size: {first} and {second} differ")
+        inputs = draw(a, n, seed)
+        faces = [source.generate(*inputs) for _, source in entries]
+    else:
+        faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
     names = [name for name, _ in entries]
     if real is not None:
         faces.append(_picked(*real, n, seed))
         names.append(f"real ({split} split of {data})")
-    return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]))
+    return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]), twins=paired)
