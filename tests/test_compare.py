@@ -11,7 +11,7 @@ from PIL import Image
 from common.packed import PackedSet
 from conftest import make_tiny_packed
 from kyara.cli import main
-from training.blind import COLS, FACE, LABEL, ROWS, enlarged
+from training.blind import CALLS, COLS, FACE, LABEL, ROWS, enlarged, paired_tally, read_calls
 from training.checkpoint import resolve_checkpoint
 from training.config import load_config
 from training.trainer import train
@@ -178,7 +178,8 @@ def test_paired_blind_draws_each_face_a_twin_from_the_same_inputs(run: tuple[Pat
     (tmp_path / "calls.txt").write_text(" ".join(calls))
     capsys.readouterr()
     assert main(["blind-count", str(tmp_path / "paired"), str(tmp_path / "calls.txt")]) == 0
-    # 4 wins and no loss: p = 2 / 2**4.
+    # 4 wins and no loss: p = 2 / 2**4 = 0.125.
+    assert paired_tally(key, read_calls(tmp_path / "calls.txt", len(key["faces"])))["p"] == 0.125
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"twin against twin: {same[0]} better in 4, {same[1]} better in 0, the same in 1, 1 not judged "
         "(sign test p = 0.12)")
@@ -190,3 +191,38 @@ def test_paired_blind_refuses_real_faces_before_drawing(run: tuple[Path, Path], 
     assert main(["blind", str(run_dir), "--data", str(packed), "--paired", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no generated twin" in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def _twin_key(pairs: int) -> dict:
+    """A key of `pairs` twins: first-kind face i is number i + 1, its twin number pairs + i + 1."""
+    faces = [{"number": i + 1, "kind": "A", "twin": pairs + i + 1} for i in range(pairs)]
+    faces += [{"number": pairs + i + 1, "kind": "B", "twin": i + 1} for i in range(pairs)]
+    return {"faces": faces, "counts": {"A": pairs, "B": pairs}}
+
+
+@pytest.mark.parametrize("a_calls, b_calls, expected", [
+    ("ggggg", "ggggg", (0, 0, 5, 1.0)),                    # nothing called differently: no evidence either way
+    ("g" * 9 + "b" * 7, "f" * 16, (9, 7, 0, 0.8036)),        # 2 * P(X <= 7), X ~ Binomial(16, 1/2)
+    ("bfgfb", "fbfgb", (2, 2, 1, 1.0)),                    # broken < flawed < good, each way twice
+    ("ggggggbb", "bbbbbbgg", (6, 2, 0, 0.2891)),
+])
+def test_paired_tally_ranks_twins_and_runs_the_sign_test(a_calls: str, b_calls: str, expected: tuple) -> None:
+    n = len(a_calls)
+    calls = {i + 1: CALLS[c] for i, c in enumerate(a_calls)} | {n + i + 1: CALLS[c] for i, c in enumerate(b_calls)}
+    got = paired_tally(_twin_key(n), calls)
+    assert (got["first better"], got["second better"], got["same"]) == expected[:3]
+    assert got["p"] == pytest.approx(expected[3], abs=1e-4) and got["not judged"] == 0
+    assert paired_tally({**_twin_key(n), "faces": [{k: v for k, v in f.items() if k != "twin"}
+                                                   for f in _twin_key(n)["faces"]]}, calls) is None
+
+
+def test_paired_blind_refuses_models_of_other_priors_before_drawing(run: tuple[Path, Path], tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    run_dir, _ = run
+    other = make_tiny_packed(tmp_path / "other", seed=1)      # the same tags, other shares of each colour
+    train(load_config("tiny"), other, tmp_path / "other-run", device="cpu", steps=2)
+    capsys.readouterr()
+    assert main(["blind", str(run_dir), str(tmp_path / "other-run"), "--paired", "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--paired needs the same tags" in err and str(tmp_path / "other-run") in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()

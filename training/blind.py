@@ -96,15 +96,16 @@ def tally(key: dict, calls: dict[int, str]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def paired_tally(key: dict, calls: dict[int, str]) -> dict[str, float]:
-    """Twin against twin: in how many pairs a person called the first kind's face better than the second's
-    (good over flawed over broken), the second's better, or both the same; and the two-sided sign test's p,
-    the chance of a split at least this uneven if the two models were equally good."""
+def paired_tally(key: dict, calls: dict[int, str]) -> dict[str, int | float] | None:
+    """Twin against twin: in how many pairs a person called the first kind's face (the first entry of the
+    command line) better than the second's (good over flawed over broken), the second's better, or both the
+    same; and the two-sided sign test's p over the pairs called differently, the chance of a split at least
+    this uneven if the two models were equally good. None for sheets drawn without --paired (no twins)."""
     if not all("twin" in face for face in key["faces"]):
-        raise ValueError("these sheets were not drawn with --paired: their faces have no twins")
+        return None
     rank = {"good": 2, "flawed": 1, "broken": 0}
     first = next(iter(key["counts"]))
-    counts = {"first better": 0, "second better": 0, "same": 0, "not judged": 0}
+    counts: dict[str, int | float] = {"first better": 0, "second better": 0, "same": 0, "not judged": 0}
     for face in key["faces"]:
         if face["kind"] != first:
             continue
@@ -115,9 +116,10 @@ def paired_tally(key: dict, calls: dict[int, str]) -> dict[str, float]:
             counts["same"] += 1
         else:
             counts["first better" if rank[mine] > rank[twin] else "second better"] += 1
-    wins, losses = counts["first better"], counts["second better"]
+    wins, losses = int(counts["first better"]), int(counts["second better"])
     tail = sum(math.comb(wins + losses, k) for k in range(min(wins, losses) + 1)) / 2 ** (wins + losses)
-    return {**counts, "p": min(1.0, 2 * tail)}
+    counts["p"] = min(1.0, 2 * tail)
+    return counts
 
 
 def _sheet(faces: np.ndarray, first_number: int) -> Image.Image:

@@ -190,9 +190,9 @@ def _blind_count(args: argparse.Namespace) -> int:
         total = sum(counts.values())
         print(f"{kind}: " + ", ".join(f"{counts[name]} {name}" for name in counts if counts[name] or name != "not judged")
               + f" (of {total}; broken {counts['broken'] / total:.0%})")
-    if all("twin" in face for face in key["faces"]):
-        first, second = key["counts"]
-        pairs = paired_tally(key, calls)
+    pairs = paired_tally(key, calls)
+    if pairs is not None:
+        first, second = key["counts"]      # the key lists the kinds in the command line's order
         print(f"twin against twin: {first} better in {pairs['first better']}, {second} better in "
               f"{pairs['second better']}, the same in {pairs['same']}"
               + (f", {pairs['not judged']} not judged" if pairs["not judged"] else "")

@@ -92,7 +92,8 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
 
     `paired` gives both entries of an A/B the same noise and tags instead: each face has a twin from the
     other entry, and `paired_tally` counts which of the two a person called better. Two sets of 60 drawn
-    apart differ by chance alone by about a tenth of their faces; twins differ only by the models."""
+    apart differ by chance alone by about a tenth of their faces; twins differ only by the models (so both
+    must have been trained on the same tags and priors)."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
     wanted = len(models) * len(truncations)
@@ -107,8 +108,10 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
     entries = _entries(models, truncations)
     if paired:
         (first, a), (second, b) = entries
-        if a.vocab.tags != b.vocab.tags or a.noise_dim != b.noise_dim:
-            raise ValueError(f"--paired needs the same tags and noise size: {first} and {second} differ")
+        # The tags are drawn once from the shared priors; models of different data would not share them.
+        if (a.vocab.tags != b.vocab.tags or a.noise_dim != b.noise_dim
+                or not np.allclose(a.priors, b.priors, atol=1e-3)):
+            raise ValueError(f"--paired needs the same tags, tag priors and noise size: {first} and {second} differ")
         inputs = draw(a, n, seed)
         faces = [source.generate(*inputs) for _, source in entries]
     else:
