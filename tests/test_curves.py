@@ -54,3 +54,18 @@ def test_a_distillation_run_and_the_spectrum_get_panels_of_their_own(tmp_path):
     assert blue[2 * H:3 * H].sum() > 200 and blue[5 * H:].sum() > 200   # g_teacher's line; the spectrum's
     orange = (np.abs(pixels.astype(int) - [255, 127, 14]).sum(-1) < 30)   # the second series: chroma's line
     assert orange[5 * H:].sum() > 200 and orange[4 * H:5 * H].sum() == 0
+
+
+def test_until_draws_the_log_as_it_stood_at_that_step(tmp_path):
+    """A shipped checkpoint's curves: the same picture as a log cut at its step by hand, not the whole run's."""
+    rows = [{"step": s, "d_adv": 1.0, "g_adv": 2.0 - s / 100 + (5.0 if s > 60 else 0.0), "gp": 0.5,
+             "d_tag_real": 6 - s / 50, "g_tag_fake": 6.0, "loss_d": 1.0} for s in range(1, 101)]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    for folder, kept in ((whole, rows), (cut, rows[:60])):
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    until = np.asarray(Image.open(plot_curves(whole, tmp_path / "until.png", smooth=5, until=60)))
+    by_hand = np.asarray(Image.open(plot_curves(cut, tmp_path / "by_hand.png", smooth=5)))
+    everything = np.asarray(Image.open(plot_curves(whole, tmp_path / "all.png", smooth=5)))
+    assert (until == by_hand).all()
+    assert (until != everything).any()

@@ -108,7 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("curves", help="a run's loss (and evaluation) curves as one PNG")
     p.add_argument("run_dir", help="run directory with metrics.jsonl")
-    p.add_argument("-o", "--out", default="curves.png")
+    p.add_argument("-o", "--out", default="curves.png", help="PNG to write (default: curves.png)")
+    p.add_argument("--until", type=int, default=None,
+                   help="leave out the log after this step, e.g. a shipped checkpoint's (default: the whole log)")
     p.set_defaults(func=_curves)
 
     p = sub.add_parser("eval", help="tag fidelity, face rate, KID/FID and diversity of a model -> eval.json, report.md")
@@ -208,7 +210,7 @@ def _slim(args: argparse.Namespace) -> int:
 
 def _curves(args: argparse.Namespace) -> int:
     from training.curves import plot_curves
-    print(plot_curves(args.run_dir, args.out))
+    print(plot_curves(args.run_dir, args.out, until=args.until))
     return 0
 
 

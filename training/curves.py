@@ -38,8 +38,8 @@ def panel(title: str, series: dict[str, list[tuple[float, float]]], x_label: str
     draw.rectangle([PAD, 24, W - 10, H - 24], outline="#999999")
     draw.text((4, 24), f"{y1:.3g}", fill="gray")
     draw.text((4, H - 34), f"{y0:.3g}", fill="gray")
-    draw.text((PAD, H - 20), f"{x_label} {x0:.4g}", fill="gray")
-    draw.text((W - 110, H - 20), f"{x_label} {x1:.4g}", fill="gray")
+    draw.text((PAD, H - 20), f"{x_label} {x0:,.0f}", fill="gray")
+    draw.text((W - 110, H - 20), f"{x_label} {x1:,.0f}", fill="gray")
     for i, (name, pts) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         xy = [(PAD + (x - x0) / (x1 - x0) * (W - 10 - PAD), H - 24 - (y - y0) / (y1 - y0) * (H - 48))
@@ -52,12 +52,17 @@ def panel(title: str, series: dict[str, list[tuple[float, float]]], x_label: str
     return im
 
 
-def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20) -> Path:
-    """Loss panels (smoothed over `smooth` log lines) and, when the run was evaluated, an eval panel."""
+def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20, until: int | None = None) -> Path:
+    """Loss panels (smoothed over `smooth` log lines) and, when the run was evaluated, an eval panel.
+
+    `until` drops the log after that step: a shipped checkpoint's curves end where it was taken, while the
+    run itself goes on."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics log here (is {run_dir} a run directory?)")
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if until is not None:
+        records = [r for r in records if r["step"] <= until]
     losses = [r for r in records if "loss_d" in r]
     evals = [r for r in records if "eval" in r]
     panels = []
