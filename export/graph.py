@@ -3,12 +3,19 @@
 The page paints `rgba` straight into an ImageData, so the conversion from G's [-1, 1] floats to RGBA
 bytes happens inside the graph, in the same arithmetic as `training.grid.to_uint8` (clamp, scale, round).
 `image`, the float output before that conversion, is kept for parity checks against PyTorch.
+
+The last step, float to bytes, is a QuantizeLinear (scale 1, zero point 0) rather than the Cast that
+`torch.onnx` writes: the same bytes (its input is already rounded and within 0..255), but onnxruntime-web's
+Cast from float to uint8 took as long as the whole generator before it (fp32 file, two WASM threads, headless
+Chromium: 17-23 ms a face at batch 1 with the Cast, 9-11 with QuantizeLinear; docs/runs/v2-runs.md section 20).
 """
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,5 +59,17 @@ def export_onnx(generator: Generator) -> onnx.ModelProto:
             dynamo=True, external_data=False, verbose=False, dynamic_shapes=({0: batch}, {0: batch}),
             optimize=True,
         )
-    onnx.checker.check_model(program.model_proto, full_check=True)
-    return program.model_proto
+    proto = program.model_proto      # a fresh serialisation each time it is read: take it once
+    bytes_by_quantize(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def bytes_by_quantize(model: onnx.ModelProto) -> None:
+    """Replace the Cast that makes `rgba` (float -> uint8) by QuantizeLinear with scale 1 and zero point 0,
+    in place: onnxruntime-web runs the Cast slowly (module docstring)."""
+    cast = next(n for n in model.graph.node if n.op_type == "Cast" and n.output[0] == "rgba")
+    scale, zero = "rgba_scale", "rgba_zero_point"
+    model.graph.initializer.extend([numpy_helper.from_array(np.array(1.0, np.float32), scale),
+                                    numpy_helper.from_array(np.array(0, np.uint8), zero)])
+    cast.CopyFrom(helper.make_node("QuantizeLinear", [cast.input[0], scale, zero], ["rgba"], name="rgba_bytes"))
