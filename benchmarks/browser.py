@@ -217,7 +217,8 @@ def main() -> int:
     # weighed in (the same file measured 17-20 ms a face at batch 16 over 2 calls, 9-11 over 20).
     parser.add_argument("--runs", type=int, default=40,
                         help="timed calls at batch 1; half as many at batch 16 (default: 40)")
-    parser.add_argument("--visits", type=int, default=3, help="cold first visits per set-up, the median printed (default: 3)")
+    parser.add_argument("--visits", type=int, default=3,
+                        help="cold first visits per set-up, the median printed (default: 3)")
     parser.add_argument("--first-visit-only", action="store_true", help="only the first-visit figures")
     parser.add_argument("--chromium", default=str(CHROMIUM))
     args = parser.parse_args()
