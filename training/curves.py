@@ -23,6 +23,11 @@ def _smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def _tick(x: float) -> str:
+    """Steps as 38,000 rather than 3.8e+04; fractions (the hours of time_to_quality) to three digits."""
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:.3g}"
+
+
 def panel(title: str, series: dict[str, list[tuple[float, float]]], x_label: str = "step") -> Image.Image:
     """One chart: each series a polyline over a shared x axis, with its min/max on the y axis."""
     im = Image.new("RGB", (W, H), "white")
@@ -38,8 +43,8 @@ def panel(title: str, series: dict[str, list[tuple[float, float]]], x_label: str
     draw.rectangle([PAD, 24, W - 10, H - 24], outline="#999999")
     draw.text((4, 24), f"{y1:.3g}", fill="gray")
     draw.text((4, H - 34), f"{y0:.3g}", fill="gray")
-    draw.text((PAD, H - 20), f"{x_label} {x0:,.0f}", fill="gray")
-    draw.text((W - 110, H - 20), f"{x_label} {x1:,.0f}", fill="gray")
+    draw.text((PAD, H - 20), f"{x_label} {_tick(x0)}", fill="gray")
+    draw.text((W - 110, H - 20), f"{x_label} {_tick(x1)}", fill="gray")
     for i, (name, pts) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         xy = [(PAD + (x - x0) / (x1 - x0) * (W - 10 - PAD), H - 24 - (y - y0) / (y1 - y0) * (H - 48))
