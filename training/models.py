@@ -16,9 +16,13 @@ from common.images import YCBCR
 
 
 UPSAMPLE_MODES = ("shuffle", "resize")
-# ModelConfig fields that change what G computes but add no weights: a run may start from a checkpoint built
-# without them (`kyara train --init`), and a resume must keep them as they were.
-WEIGHTLESS_FIELDS = ("chroma_blur",)
+# ModelConfig fields that a new run may set otherwise than the checkpoint it starts from (`kyara train --init`);
+# a resume must keep them as they were. `chroma_blur` adds no weights. `attention_res` adds weights, but only
+# ones that start as the identity (SelfAttention's gamma = 0): `load_across_vocabularies` leaves them at their
+# initialisation when the checkpoint has none, so the new run draws at its step 0 what the old model drew.
+WEIGHTLESS_FIELDS = ("chroma_blur", "attention_res")
+# The submodule that holds the self-attention block, in G and in D (its state-dict keys start with this + ".").
+ATTENTION = "attention"
 
 
 @dataclass
@@ -44,6 +48,11 @@ class ModelConfig:
     # <embed(tags), features>, so an image is judged real *for its tags* and G cannot look real while
     # ignoring them. ACGAN alone trades the two against each other through lambda_adv (docs/runs section 12).
     d_projection: bool = False
+    # Self-attention (SAGAN, Zhang et al. 2019) on the feature map of this side in px, in G and in D; 0: none.
+    # G: after the upsampling stage that reaches it (16: after the residual blocks, before any upsampling);
+    # D: after the stage whose output has this side. Its output scale starts at 0, so a model with it starts
+    # as the same model without it, and a run can start from a checkpoint that lacks it (`--init`).
+    attention_res: int = 0
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
@@ -60,6 +69,18 @@ class ModelConfig:
         if self.g_up_channels and (len(self.g_up_channels) != int(stages) or min(self.g_up_channels) < 1):
             raise ValueError(f"g_up_channels must give {int(stages)} positive widths (one per upsampling stage "
                              f"at {self.resolution} px), got {list(self.g_up_channels)}")
+        if self.attention_res and self.attention_res not in self.attention_sides:
+            raise ValueError(f"attention_res must be 0 (off) or a feature-map side that both G and D have at "
+                             f"{self.resolution} px with {len(self.d_widths)} D stages "
+                             f"({', '.join(map(str, self.attention_sides)) or 'none'}), got {self.attention_res}")
+
+    @property
+    def attention_sides(self) -> tuple[int, ...]:
+        """The sides (px) where `attention_res` may put self-attention: G's maps (16 after the residual blocks,
+        then each upsampling stage's output) that are also the output of one of D's stages."""
+        g_sides = {16 * 2 ** k for k in range(self.upsample_stages + 1)}
+        d_sides = [self.resolution // 2 ** (k + 1) for k in range(len(self.d_widths))]
+        return tuple(side for side in d_sides if side in g_sides)
 
     @property
     def upsample_stages(self) -> int:
@@ -156,6 +177,39 @@ def replicate_pad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:, :, :, :1], x, x[:, :, :, -1:]], dim=3)
 
 
+class SelfAttention(nn.Module):
+    """Self-attention over the positions of a feature map, as in SAGAN (Zhang et al. 2019, section 4).
+
+    Every position j looks at every position i: with f, g and h 1x1 convolutions (query and key to C/8
+    channels, value to C), s_ij = f(x_i)^T g(x_j), beta_ji = softmax_i(s_ij), o_j = sum_i beta_ji h(x_i), and
+    the block returns x + gamma * o, gamma a learnt scalar that starts at 0. A convolution sees only its
+    neighbourhood, so two far-apart parts of a face (the two eyes) agree only through many layers; here one
+    layer relates them directly. gamma = 0 makes the block the identity at first: the network leans on its
+    convolutions and learns how much to use the long-range cues, and a model trained without the block can
+    start with it drawing exactly what it drew.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        inner = max(1, channels // 8)
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        # Positions x channels: free views of a channels_last map (training's layout). The HW x HW matrix is
+        # never transposed, forward or backward: on a CPU its copies took as long as the rest of the block.
+        query = self.query(x).permute(0, 2, 3, 1).reshape(n, h * w, -1)      # N, HW (j), C/8
+        key = self.key(x).flatten(2)                                         # N, C/8, HW (i)
+        value = self.value(x).permute(0, 2, 3, 1).reshape(n, h * w, c)       # N, HW (i), C
+        # attention[n, j, i] = beta_ji: how much position j takes from position i (each row sums to 1)
+        attention = torch.softmax(torch.bmm(query, key), dim=-1)
+        out = torch.bmm(attention, value).reshape(n, h, w, c).permute(0, 3, 1, 2)   # o, N x C x H x W
+        return x + self.gamma * out
+
+
 class Generator(nn.Module):
     """noise (N, Z) + labels (N, T) -> image (N, 3, R, R) in [-1, 1]."""
 
@@ -171,6 +225,10 @@ class Generator(nn.Module):
         self.upsample = nn.Sequential(*[Upsample(i, cfg.upsample, cfg.icnr, o) for i, o in zip(widths, widths[1:])])
         self.to_rgb = nn.Conv2d(widths[-1], 3, cfg.rgb_kernel, padding=cfg.rgb_kernel // 2)
         self.chroma_blur = ChromaBlur() if cfg.chroma_blur else None
+        # Last, so that the layers above draw the same initial weights with attention on or off. After
+        # `attention_stage` upsampling stages (0: straight after the residual blocks).
+        self.attention_stage = int(math.log2(cfg.attention_res / 16)) if cfg.attention_res else -1
+        self.attention = SelfAttention(widths[self.attention_stage]) if cfg.attention_res else None
 
     def tag_axes(self) -> dict[str, tuple[int, int]]:
         """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
@@ -181,7 +239,14 @@ class Generator(nn.Module):
         # channels_last follows from here when the weights are channels_last (4x faster convs on CPU).
         x = torch.relu(self.fc_bn(x.contiguous(memory_format=torch.channels_last)))
         x = x + torch.relu(self.blocks_bn(self.blocks(x)))   # the long skip over all residual blocks
-        x = torch.tanh(self.to_rgb(self.upsample(x)))
+        if self.attention is None:
+            x = self.upsample(x)
+        else:
+            x = self.attention(x) if self.attention_stage == 0 else x
+            for i, stage in enumerate(self.upsample, start=1):
+                x = stage(x)
+                x = self.attention(x) if i == self.attention_stage else x
+        x = torch.tanh(self.to_rgb(x))
         return self.chroma_blur(x) if self.chroma_blur is not None else x
 
 
@@ -226,6 +291,13 @@ class Discriminator(nn.Module):
         self.embed = nn.Linear(n_tags, in_channels * side * side, bias=False) if cfg.d_projection else None
         if self.embed is not None:
             nn.init.zeros_(self.embed.weight)
+        # After the last layer of the stage whose output has attention_res px (a module of its own, so that
+        # `features`' layers keep the names a checkpoint without attention has).
+        self.attention, self.attention_after = None, -1
+        if cfg.attention_res:
+            stage = int(math.log2(cfg.resolution // cfg.attention_res)) - 1
+            self.attention_after = (stage + 1) * (2 + cfg.d_blocks) - 1
+            self.attention = SelfAttention(cfg.d_widths[stage])
 
     def tag_axes(self) -> dict[str, tuple[int, int]]:
         """Weights with one slice per tag: name -> (axis, index of the first tag along it)."""
@@ -234,7 +306,14 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(images).flatten(1)
+        if self.attention is None:
+            h = self.features(images)
+        else:
+            h = images
+            for i, layer in enumerate(self.features):
+                h = layer(h)
+                h = self.attention(h) if i == self.attention_after else h
+        h = h.flatten(1)
         adv = self.adv_head(h).squeeze(1)
         if self.embed is not None:
             if labels is None:
@@ -274,12 +353,25 @@ def load_across_vocabularies(module: Generator | Discriminator, state: dict[str,
     know keeps its slice, and a new tag keeps the module's own initialisation (zero in G's input layer, so
     the new label starts by changing nothing). This lets a model trained for hours on the colours go on to
     learn new tags instead of starting again. Returns the new tags.
+
+    A module with self-attention (`attention_res`) may start from weights that have none: the attention block
+    keeps its own initialisation (gamma = 0, the identity). Any other weight the state lacks, or has beyond the
+    module's, is an error: another kind of network.
     """
     axes = module.tag_axes()
     own = module.state_dict()
     if isinstance(module, Generator):
         own["fc.weight"][:, module.cfg.noise_dim:].zero_()
+    prefix = f"{ATTENTION}."
+    fresh_attention = not any(name.startswith(prefix) for name in state)
+    extra = sorted(set(state) - set(own))
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise KeyError(f"the weights to start from have {extra[0]!r}{more}, which this network lacks: "
+                       "another kind of network")
     for name, tensor in own.items():
+        if name not in state and fresh_attention and name.startswith(prefix):
+            continue                      # new self-attention: stays at its init (gamma = 0)
         if name not in state:
             raise KeyError(f"the weights to start from have no {name!r}: another kind of network")
         if name not in axes:
