@@ -5,6 +5,11 @@ with and without gzip.
 
     .venv/bin/python benchmarks/browser.py [--model models/default] [--threads N] [--runs 40]
     .venv/bin/python benchmarks/browser.py --first-visit-only [--visits 3]
+    .venv/bin/python benchmarks/browser.py --hd-only [--upscaler DIR ...] [--hd-runs 10]
+
+The HD figures: ms per face to upscale one generated face x2 (64 -> 128 px) and x4 (two x2 passes) at
+batch 1, as the page does, for each upscaler folder given (default: the bundled one), with its bytes.
+Targets: x2 <= 60 ms, x4 <= 200 ms.
 
 Prints `name: value unit` lines. Targets for the default 64 px model: <= 15 ms/image, first image
 <= 1.5 s after the page's load event; a first visit <= 5 MB on the wire and <= 1.5 s to the first face on
@@ -33,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from webapp import DEFAULT_MODEL_DIR, create_app
+from webapp import DEFAULT_MODEL_DIR, DEFAULT_UPSCALER_DIR, create_app
 from webapp.headless import CHROMIUM, launch
 from webapp.server import serve_in_background
 from webapp.site import build_site
@@ -68,6 +73,39 @@ def measure(browser, url: str, variant: dict, threads: int | None, runs: int) ->
     }
     context.close()
     return figures
+
+
+# Runs inside the page: one face of the first batch upscaled x2 and x4, `runs` times each after a warm-up.
+TIME_UPSCALE = """async (runs) => {
+  const face = window.kyara.results()[0].pixels;
+  const out = {};
+  for (const scale of [2, 4]) {
+    await window.kyara.upscale(face, scale);
+    const start = performance.now();
+    for (let r = 0; r < runs; r++) await window.kyara.upscale(face, scale);
+    out[scale] = (performance.now() - start) / runs;
+  }
+  return out;
+}"""
+
+
+def hd_speeds(browser, model: str, upscalers: list[str], threads: int | None, runs: int) -> None:
+    """Print ms per face for x2 and x4 through each upscaler folder, on the model's default file."""
+    for folder in upscalers:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+        variant = next(v for v in manifest["variants"] if v["file"] == manifest["file"])
+        with serve_in_background(create_app(model, upscaler_dir=folder)) as url:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{url}{f'?threads={threads}' if threads else ''}#s=1&t=2&n=1")
+            info = page.evaluate("window.kyara.ready")
+            ms = page.evaluate(TIME_UPSCALE, runs)
+            context.close()
+        name = f"hd.{manifest['name']}"
+        print(f"{name}.backend: {info['backend']} x{info['threads'] or 0} threads")
+        print(f"{name}.file: {variant['file']} {variant['bytes'] / 1e6:.2f} MB")
+        print(f"{name}.x2: {ms['2']:.0f} ms/face")
+        print(f"{name}.x4: {ms['4']:.0f} ms/face")
 
 
 class Counter:
@@ -220,6 +258,10 @@ def main() -> int:
     parser.add_argument("--visits", type=int, default=3,
                         help="cold first visits per set-up, the median printed (default: 3)")
     parser.add_argument("--first-visit-only", action="store_true", help="only the first-visit figures")
+    parser.add_argument("--hd-only", action="store_true", help="only the HD figures")
+    parser.add_argument("--upscaler", action="append", metavar="DIR",
+                        help="upscaler folder for the HD figures; repeat to compare (default: the bundled one)")
+    parser.add_argument("--hd-runs", type=int, default=10, help="timed upscalings per scale (default: 10)")
     parser.add_argument("--chromium", default=str(CHROMIUM))
     args = parser.parse_args()
 
@@ -227,12 +269,17 @@ def main() -> int:
     manifest = json.loads((Path(args.model) / "manifest.json").read_text())
     with sync_playwright() as playwright:
         browser = launch(playwright, args.chromium)
+        if args.hd_only:
+            hd_speeds(browser, args.model, args.upscaler or [str(DEFAULT_UPSCALER_DIR)], args.threads, args.hd_runs)
+            browser.close()
+            return 0
         first_visits(browser, args.model, args.visits)
         if args.first_visit_only:
             browser.close()
             return 0
         with serve_in_background(create_app(args.model)) as url:
             speeds(browser, url, manifest, args.threads, args.runs)
+        hd_speeds(browser, args.model, args.upscaler or [str(DEFAULT_UPSCALER_DIR)], args.threads, args.hd_runs)
         browser.close()
     return 0
 

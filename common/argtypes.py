@@ -59,6 +59,15 @@ def truncations(text: str) -> list[float]:
     return [truncation(part.strip()) for part in text.split(",")]
 
 
+def upscale_methods(text: str) -> list[str]:
+    """One or two ways to enlarge a face, comma-separated: "waifu2x", "bicubic" or "waifu2x,bicubic"."""
+    methods = [part.strip() for part in text.split(",")]
+    unknown = [m for m in methods if m not in ("waifu2x", "bicubic")]
+    if unknown or len(set(methods)) != len(methods):
+        raise argparse.ArgumentTypeError(f"must be waifu2x, bicubic or both, comma-separated, got {text!r}")
+    return methods
+
+
 def _check_folder_can_exist(folder: Path) -> None:
     """Refuse a folder that cannot be made because something on its way is a file (`/dev/null/x`)."""
     for place in (folder, *folder.parents):

@@ -14,20 +14,12 @@ import onnx
 from common.files import atomic_path, write_text_atomic
 from export.fold import fold_truncation
 from export.graph import export_onnx
-from export.manifest import MANIFEST_FILE, MANIFEST_KEY, build_manifest, with_hashes
+from export.manifest import MANIFEST_FILE, build_manifest, embed_manifest, with_hashes
 from export.quantize import COMPACT_SCHEME, COMPACT_SESSION_CONFIG, SCHEME, psnr, quantize_compact, quantize_int8
 from training.checkpoint import load_generator, resolve_checkpoint, total_steps
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "compact": "model.compact.onnx"}
 EVAL_FILE = "eval.json"
-
-
-def embed_manifest(model: onnx.ModelProto, manifest: dict) -> None:
-    """Store the manifest in the model's metadata_props under MANIFEST_KEY (replacing an older one)."""
-    props = [p for p in model.metadata_props if p.key != MANIFEST_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(props)
-    model.metadata_props.add(key=MANIFEST_KEY, value=json.dumps(manifest, sort_keys=True))
 
 
 def training_info(checkpoint: Path, config_name: str, data: str | None, eval_path: str | Path | None) -> dict:

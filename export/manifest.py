@@ -67,6 +67,14 @@ def build_manifest(*, name: str, version: str, vocab: Vocabulary, priors: list[f
     }
 
 
+def embed_manifest(model, manifest: dict) -> None:
+    """Store the manifest in an onnx.ModelProto's metadata_props under MANIFEST_KEY (replacing an older one)."""
+    props = [p for p in model.metadata_props if p.key != MANIFEST_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    model.metadata_props.add(key=MANIFEST_KEY, value=json.dumps(manifest, sort_keys=True))
+
+
 def plain_name(name: object, manifest_path: str | Path) -> str:
     """A model file name from a manifest, refused unless it is a plain name of a file beside the manifest.
 

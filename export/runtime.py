@@ -2,6 +2,7 @@
 
     from export.runtime import Generator
     faces = Generator("models/default").generate(tags=["blonde hair", "red eyes"], n=8, seed=7)
+    hd = Generator("models/default").generate(tags=["blonde hair"], n=8, seed=7, scale=4)   # 256 px, waifu2x
 
 Everything the model needs (noise size, tag order, groups, priors) comes from the manifest embedded in the
 ONNX file. One seed gives the same faces every time: the noise is drawn first, then one draw per tag group
@@ -21,6 +22,9 @@ from common.vocab import Vocabulary
 from export.manifest import MANIFEST_KEY, model_file
 
 BATCH = 16   # images per onnxruntime call: keeps memory flat for large n
+UPSCALE_BATCH = 4   # faces per upscaler call: its 256-channel maps take ~20 MB a 128 px face
+SCALES = (1, 2, 4)
+DEFAULT_UPSCALER = Path(__file__).resolve().parent.parent / "models" / "upscaler"
 
 
 def sample_labels(manifest: dict, n: int, rng: np.random.Generator, chosen: Sequence[str] = ()) -> np.ndarray:
@@ -52,22 +56,57 @@ def open_session(path: Path, threads: int = 0, config: dict[str, str] | None = N
         raise ValueError(f"{path}: not an ONNX model onnxruntime can load ({reason})") from None
 
 
-class Generator:
-    """An exported Kyara generator: the .onnx file, or a model folder (its manifest's default file)."""
+def open_model(model: str | Path, threads: int, made_by: str) -> tuple[Path, ort.InferenceSession, dict]:
+    """The ONNX file a user means (a file, or a folder's default file), its session and its embedded manifest.
 
-    def __init__(self, model: str | Path, threads: int = 0):
-        self.path = model_file(model)
-        self.session = open_session(self.path, threads)
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if MANIFEST_KEY not in metadata:
-            raise ValueError(f"{self.path}: an ONNX model, but not one made by `kyara export` "
-                             f"(no {MANIFEST_KEY!r} in its metadata)")
-        self.manifest: dict = json.loads(metadata[MANIFEST_KEY])
-        # The file's variant entry may ask for session config (the compact variant: fold its weights at load);
-        # it is only known once the file's own manifest is read, so such a file is opened a second time.
+    The file's variant entry may ask for session config (the compact variants: fold their weights at load);
+    it is only known once the file's own manifest is read, so such a file is opened a second time.
+    """
+    path = model_file(model)
+    session = open_session(path, threads)
+    metadata = session.get_modelmeta().custom_metadata_map
+    if MANIFEST_KEY not in metadata:
+        raise ValueError(f"{path}: an ONNX model, but not one made by `{made_by}` (no {MANIFEST_KEY!r} in its metadata)")
+    manifest = json.loads(metadata[MANIFEST_KEY])
+    config = session_config(manifest, path.name)
+    if config:
+        session = open_session(path, threads, config)
+    return path, session, manifest
+
+
+class Upscaler:
+    """An upscaler folder made by `kyara upscaler` (waifu2x, x2): RGBA bytes in, RGBA bytes twice the size out.
+
+    x4 is x2 applied twice (docs/experiments/2026-12-07-hd-upscaler.md compares it with bicubic, then x2).
+    """
+
+    def __init__(self, model: str | Path = DEFAULT_UPSCALER, threads: int = 0):
+        self.path, self.session, self.manifest = open_model(model, threads, "kyara upscaler")
+        if self.manifest.get("format", "").split("/")[0] != "kyara-upscaler" or self.manifest.get("scale") != 2:
+            raise ValueError(f"{self.path}: not an x2 upscaler made by `kyara upscaler`")
+
+    def upscale(self, rgba: np.ndarray, scale: int) -> np.ndarray:
+        """N x H x W x 4 uint8 faces at `scale` (1, 2 or 4) times their size."""
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        for _ in range({1: 0, 2: 1, 4: 2}[scale]):
+            rgba = np.concatenate([self.session.run(["rgba"], {"rgba_in": rgba[i:i + UPSCALE_BATCH]})[0]
+                                   for i in range(0, len(rgba), UPSCALE_BATCH)])
+        return rgba
+
+
+class Generator:
+    """An exported Kyara generator: the .onnx file, or a model folder (its manifest's default file).
+
+    `upscaler`: the folder `generate(..., scale=2 or 4)` upscales with (default: the repository's
+    models/upscaler), opened the first time it is needed.
+    """
+
+    def __init__(self, model: str | Path, threads: int = 0, upscaler: str | Path = DEFAULT_UPSCALER):
+        self.path, self.session, self.manifest = open_model(model, threads, "kyara export")
         self.session_config: dict[str, str] = session_config(self.manifest, self.path.name)
-        if self.session_config:
-            self.session = open_session(self.path, threads, self.session_config)
+        self.threads, self.upscaler_path = threads, upscaler
+        self._upscaler: Upscaler | None = None
         self.vocab = Vocabulary(self.manifest["tags"])
         # The groups decide which tags exclude each other; the page reads them from the manifest, so this
         # runtime must agree with it, not only with the vocabulary it rebuilds from the tag list.
@@ -104,8 +143,18 @@ class Generator:
             drawn = noise
         return drawn, sample_labels(self.manifest, n, rng, chosen)
 
+    @property
+    def upscaler(self) -> Upscaler:
+        if self._upscaler is None:
+            self._upscaler = Upscaler(self.upscaler_path, self.threads)
+        return self._upscaler
+
     def generate(self, tags: str | Sequence[str] = (), n: int | None = None, seed: int | None = None,
-                 noise: np.ndarray | None = None) -> list[Image.Image]:
-        """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors."""
-        rgba = self.run(*self.inputs(tags, n, seed, noise))
+                 noise: np.ndarray | None = None, scale: int = 1) -> list[Image.Image]:
+        """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors. `scale` 2 or 4
+        gives the same faces at twice or four times the size, through the upscaler."""
+        if scale not in SCALES:     # before anything runs
+            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        inputs = self.inputs(tags, n, seed, noise)
+        rgba = self.upscaler.upscale(self.run(*inputs), scale) if scale > 1 else self.run(*inputs)
         return [Image.fromarray(np.ascontiguousarray(face[..., :3])) for face in rgba]

@@ -263,16 +263,13 @@ def test_isolated_with_threads_interpolates_downloads_and_screenshot(page, serve
     assert frames[0] == faces[0]["pixels"] and frames[-1] == faces[1]["pixels"]   # the ends are A and B
     assert frames[3] != faces[0]["pixels"] and frames[3] != faces[1]["pixels"]
 
-    page.get_by_label("PNG size").select_option("8")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download PNG").click()
     png = Path(download.value.path()).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-    assert image.shape == (8 * R, 8 * R, 4)
-    # Nearest neighbour: every face pixel (face B, selected last) became a crisp 8x8 square.
-    face = np.array(faces[1]["pixels"], np.uint8).reshape(R, R, 4)
-    assert np.array_equal(image, face.repeat(8, axis=0).repeat(8, axis=1))
+    # HD off: the face (face B, selected last) at the model's own size, pixel for pixel.
+    assert np.array_equal(image, np.array(faces[1]["pixels"], np.uint8).reshape(R, R, 4))
 
     shot = artifacts / "page.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -226,3 +226,46 @@ def test_paired_blind_refuses_models_of_other_priors_before_drawing(run: tuple[P
     err = capsys.readouterr().err
     assert "--paired needs the same tags" in err and str(tmp_path / "other-run") in err
     assert err.count("\n") == 1 and not (tmp_path / "x").exists()
+
+
+def test_hd_blind_sheets_show_upscaled_faces_at_their_size_and_count_sources(run: tuple[Path, Path], tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    """--scale 2 with real faces: every face (the real ones too, through the same upscaler) is 2x its size
+    on the sheet; blind-count reads the optional source guess (r / m) and says how often it was right."""
+    from training.evaluate import upscaled
+
+    run_dir, packed = run
+    out = tmp_path / "hd"
+    assert main(["blind", str(run_dir), "--data", str(packed), "--scale", "2", "-n", "3", "-o", str(out)]) == 0
+    key = json.loads((out / "key.json").read_text())
+    data = PackedSet.open(packed)
+    side = 2 * data.images.shape[1]
+    real_kind = f"real (val split of {packed}), x2 waifu2x"
+    assert key["counts"] == {f"{run_dir}, x2 waifu2x": 3, real_kind: 3}
+    sheet = np.asarray(Image.open(out / "sheet_01.png"))
+    assert sheet.shape[1] == COLS * side
+    val = {upscaled(data.images[i][None], 2)[0].tobytes() for i in data.indices("val")}
+    for face in key["faces"]:
+        r, c = divmod(face["number"] - 1, COLS)
+        pixels = sheet[r * (side + LABEL) + LABEL:(r + 1) * (side + LABEL), c * side:(c + 1) * side]
+        assert (pixels.tobytes() in val) == (face["kind"] == real_kind), face
+
+    # Every guess right but one: the first real face called made.
+    first_real = next(f["number"] for f in key["faces"] if f["kind"] == real_kind)
+    calls = [f"{f['number']}f{'r' if f['kind'] == real_kind and f['number'] != first_real else 'm'}"
+             for f in key["faces"]]
+    (tmp_path / "calls.txt").write_text(" ".join(calls))
+    capsys.readouterr()
+    assert main(["blind-count", str(out), str(tmp_path / "calls.txt")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "source told right: 5 of 6 faces (83%; 50 % is chance)"
+
+
+def test_hd_blind_a_b_of_two_upscalers_is_paired_on_one_model(run: tuple[Path, Path], tmp_path: Path) -> None:
+    """waifu2x against bicubic on one model, paired: twins are the same face enlarged two ways."""
+    run_dir, _ = run
+    out = tmp_path / "ab"
+    assert main(["blind", str(run_dir), "--scale", "2", "--upscale", "waifu2x,bicubic", "--paired", "-n", "3",
+                 "-o", str(out)]) == 0
+    key = json.loads((out / "key.json").read_text())
+    assert key["counts"] == {f"{run_dir}, x2 waifu2x": 3, f"{run_dir}, x2 bicubic": 3}
+    assert all("twin" in face for face in key["faces"])

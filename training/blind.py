@@ -30,12 +30,13 @@ KEY_FILE = "key.json"
 
 
 def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, seed: int,
-                 kinds: tuple[str, str] = ("generated", "real"), twins: bool = False) -> dict:
+                 kinds: tuple[str, str] = ("generated", "real"), twins: bool = False, face: int = FACE) -> dict:
     """Shuffle uint8 N x H x W x 3 faces of both kinds, draw them on numbered sheets in `out_dir`
     (sheet_01.png, ...), and write the key (number -> kind) to key.json. Returns the key.
 
     `kinds` names the two sets in the key: generated and real faces, or two models for an A/B. `twins`:
-    face i of each kind was drawn from the same inputs, and the key gives each face its twin's number."""
+    face i of each kind was drawn from the same inputs, and the key gives each face its twin's number.
+    `face`: px per face on the sheet (168, the annotators' contact sheets; HD faces are shown at their size)."""
     first, second = kinds
     if first == second:
         raise ValueError(f"blind sheets need two differently named kinds, got {first!r} twice")
@@ -52,7 +53,7 @@ def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, s
     for start in range(0, len(order), per_sheet):
         chunk = order[start:start + per_sheet]
         name = f"sheet_{start // per_sheet + 1:02d}.png"
-        save_png(_sheet(faces[chunk], first_number=start + 1), out / name)
+        save_png(_sheet(faces[chunk], first_number=start + 1, face_px=face), out / name)
         sheets.append(name)
     key = {
         "how": "number -> kind; count good / flawed / broken on the sheets before reading this",
@@ -70,22 +71,47 @@ def blind_sheets(generated: np.ndarray, real: np.ndarray, out_dir: str | Path, s
 
 
 CALLS = {"g": "good", "f": "flawed", "b": "broken"}
+GUESSES = {"r": "real", "m": "made"}    # the optional second letter: drawn by a person, or made by a model
+
+
+def _tokens(path: str | Path, faces: int) -> dict[int, str]:
+    """`<number><g|f|b>[r|m]` tokens of a calls file: face number -> its one or two letters."""
+    marks: dict[int, str] = {}
+    for line in Path(path).read_text().splitlines():
+        for token in line.split("#")[0].split():
+            split = len(token) - (2 if token[-1:].lower() in GUESSES else 1)
+            number, mark = token[:split], token[split:].lower()
+            if not number.isdigit() or mark[0] not in CALLS or not 1 <= int(number) <= faces:
+                raise ValueError(f"{path}: {token!r} is not a face number 1-{faces} followed by g, f or b "
+                                 "(good, flawed, broken) and optionally r or m (real, made)")
+            if int(number) in marks:
+                raise ValueError(f"{path}: face {number} is called twice")
+            marks[int(number)] = mark
+    return marks
 
 
 def read_calls(path: str | Path, faces: int) -> dict[int, str]:
     """A person's calls, written before the key was read: whitespace-separated `<number><g|f|b>` (e.g.
-    `12b 13f 14g`); lines from `#` on are comments. Faces left out are counted as not judged."""
-    calls: dict[int, str] = {}
-    for line in Path(path).read_text().splitlines():
-        for token in line.split("#")[0].split():
-            number, mark = token[:-1], token[-1:].lower()
-            if not number.isdigit() or mark not in CALLS or not 1 <= int(number) <= faces:
-                raise ValueError(f"{path}: {token!r} is not a face number 1-{faces} followed by g, f or b "
-                                 "(good, flawed, broken)")
-            if int(number) in calls:
-                raise ValueError(f"{path}: face {number} is called twice")
-            calls[int(number)] = CALLS[mark]
-    return calls
+    `12b 13f 14g`); lines from `#` on are comments. Faces left out are counted as not judged. A second
+    letter, r or m (`12br`), is the person's guess of the face's source (read_guesses)."""
+    return {number: CALLS[mark[0]] for number, mark in _tokens(path, faces).items()}
+
+
+def read_guesses(path: str | Path, faces: int) -> dict[int, str]:
+    """The source guesses of a calls file (`12gr`: real, `13fm`: made by a model) by face number."""
+    return {number: GUESSES[mark[1]] for number, mark in _tokens(path, faces).items() if len(mark) == 2}
+
+
+def sources_told(key: dict, guesses: dict[int, str]) -> dict[str, int | float] | None:
+    """How often a person's guesses named a face's source right, on sheets of generated faces beside real
+    ones (the second kind of the key); None for an A/B of two models or calls without guesses. 0.5 is
+    chance: a model whose faces pass for drawn ones."""
+    real_kind = list(key["counts"])[1]
+    if not guesses or not real_kind.startswith("real"):
+        return None
+    right = sum((guesses[f["number"]] == "real") == (f["kind"] == real_kind)
+                for f in key["faces"] if f["number"] in guesses)
+    return {"right": right, "guessed": len(guesses), "share": right / len(guesses)}
 
 
 def tally(key: dict, calls: dict[int, str]) -> dict[str, dict[str, int]]:
@@ -122,20 +148,21 @@ def paired_tally(key: dict, calls: dict[int, str]) -> dict[str, int | float] | N
     return counts
 
 
-def _sheet(faces: np.ndarray, first_number: int) -> Image.Image:
+def _sheet(faces: np.ndarray, first_number: int, face_px: int = FACE) -> Image.Image:
     rows = -(-len(faces) // COLS)
-    sheet = Image.new("RGB", (COLS * FACE, rows * (FACE + LABEL)), "white")
+    sheet = Image.new("RGB", (COLS * face_px, rows * (face_px + LABEL)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=LABEL - 6)
     for i, face in enumerate(faces):
         r, c = divmod(i, COLS)
-        x, y = c * FACE, r * (FACE + LABEL)
+        x, y = c * face_px, r * (face_px + LABEL)
         draw.text((x + 4, y + 2), str(first_number + i), fill="black", font=font)
-        sheet.paste(enlarged(face), (x, y + LABEL))
+        sheet.paste(enlarged(face, face_px), (x, y + LABEL))
     return sheet
 
 
-def enlarged(face: np.ndarray) -> Image.Image:
+def enlarged(face: np.ndarray, size: int = FACE) -> Image.Image:
     """A uint8 H x W x 3 face at the sheets' size. Bicubic, as a browser scales a picture up; real and
-    generated faces alike, so neither is favoured."""
-    return Image.fromarray(face).resize((FACE, FACE), Image.BICUBIC)
+    generated faces alike, so neither is favoured. A face already that size is left as it is."""
+    image = Image.fromarray(face)
+    return image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.argtypes import fraction, non_negative_int, output_file, positive_int, truncation, truncations
+from common.argtypes import (fraction, non_negative_int, output_file, positive_int, truncation, truncations,
+                             upscale_methods)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,6 +92,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paired", action="store_true",
                    help="an A/B's two entries draw the same noise and tags, and blind-count compares each face "
                         "with its twin (default: each draws its own)")
+    p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1,
+                   help="every face (real ones too) at 2x or 4x its size, shown at that size: the page's HD")
+    p.add_argument("--upscale", type=upscale_methods, default=["waifu2x"], metavar="METHOD[,METHOD]",
+                   help="how --scale enlarges: waifu2x (the page's HD) or bicubic; both make an A/B of one model")
     p.add_argument("-o", "--out", required=True, help="folder for sheet_NN.png and key.json")
     p.set_defaults(func=_blind)
 
@@ -173,7 +178,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _blind(args: argparse.Namespace) -> int:
     from training.compare import blind_to_folder
     key = blind_to_folder(args.models, args.out, n=args.n, seed=args.seed, truncations=args.truncation,
-                          data=args.data, split=args.split, paired=args.paired)
+                          data=args.data, split=args.split, paired=args.paired, scale=args.scale,
+                          methods=args.upscale)
     kinds = " and ".join(f"{count} {kind}" for kind, count in key["counts"].items())
     print(f"{Path(args.out)}: {len(key['sheets'])} sheets of {kinds}; write your calls down "
           f"before opening key.json, then: kyara blind-count {args.out} CALLS")
@@ -182,7 +188,7 @@ def _blind(args: argparse.Namespace) -> int:
 
 def _blind_count(args: argparse.Namespace) -> int:
     import json
-    from training.blind import KEY_FILE, paired_tally, read_calls, tally
+    from training.blind import KEY_FILE, paired_tally, read_calls, read_guesses, sources_told, tally
     key_path = Path(args.folder) / KEY_FILE
     if not key_path.is_file():
         raise FileNotFoundError(f"{key_path}: no key here; pass the folder `kyara blind` wrote")
@@ -199,6 +205,9 @@ def _blind_count(args: argparse.Namespace) -> int:
               f"{pairs['second better']}, the same in {pairs['same']}"
               + (f", {pairs['not judged']} not judged" if pairs["not judged"] else "")
               + f" (sign test p = {pairs['p']:.2g})")
+    told = sources_told(key, read_guesses(args.calls, len(key["faces"])))
+    if told is not None:
+        print(f"source told right: {told['right']} of {told['guessed']} faces ({told['share']:.0%}; 50 % is chance)")
     return 0
 
 

@@ -18,12 +18,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
 from training.blind import FACE, LABEL, blind_sheets, enlarged
-from training.evaluate import Source, draw, open_source, truncated
+from training.evaluate import Source, draw, open_source, truncated, upscaled
 from training.grid import save_png
 
 
-def _entries(models: Sequence[str | Path], truncations: Sequence[float]) -> list[tuple[str, Source]]:
-    """(name, source) for each model at each truncation, in that order."""
+def _entries(models: Sequence[str | Path], truncations: Sequence[float], scale: int = 1,
+             methods: Sequence[str] = ("waifu2x",)) -> list[tuple[str, Source]]:
+    """(name, source) for each model at each truncation (and, at a scale above 1, each upscaling method),
+    in that order."""
     if not truncations:
         raise ValueError("at least one truncation is needed")
     entries = []
@@ -31,9 +33,19 @@ def _entries(models: Sequence[str | Path], truncations: Sequence[float]) -> list
         model_source = open_source(model)
         for psi in truncations:
             source = truncated(model_source, psi)
-            entries.append((str(model) if source.truncation == 1 else f"{model}, truncation {source.truncation:g}",
-                            source))
+            name = str(model) if source.truncation == 1 else f"{model}, truncation {source.truncation:g}"
+            if scale == 1:
+                entries.append((name, source))
+                continue
+            for method in methods:
+                entries.append((f"{name}, x{scale} {method}", _upscaling(source, scale, method)))
     return entries
+
+
+def _upscaling(source: Source, scale: int, method: str) -> Source:
+    generate = source.generate
+    return Source(lambda noise, labels: upscaled(generate(noise, labels), scale, method), source.vocab,
+                  source.priors, source.noise_dim, source.truncation)
 
 
 def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: int, tags: str = "",
@@ -85,7 +97,8 @@ def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | P
 
 def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, seed: int = 0,
                     truncations: Sequence[float] = (1.0,), data: str | Path | None = None,
-                    split: str = "val", paired: bool = False) -> dict:
+                    split: str = "val", paired: bool = False, scale: int = 1,
+                    methods: Sequence[str] = ("waifu2x",)) -> dict:
     """Blind sheets of n faces of each of two kinds, tags drawn from the priors as the page draws them:
     a model (at a truncation) against n real faces of `data`, or two (model, truncation) entries against
     each other. Each entry draws its own noise, so no face on the sheet has a twin to be matched with.
@@ -93,19 +106,25 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
     `paired` gives both entries of an A/B the same noise and tags instead: each face has a twin from the
     other entry, and `paired_tally` counts which of the two a person called better. Two sets of 60 drawn
     apart differ by chance alone by about a tenth of their faces; twins differ only by the models (so both
-    must have been trained on the same tags and priors)."""
+    must have been trained on the same tags and priors).
+
+    `scale` 2 or 4 shows every face at that many times its size, at that size on the sheet, upscaled by each
+    of `methods` ("waifu2x", the page's HD; "bicubic"): two methods make an A/B of one model, and real faces
+    are upscaled by the one method, as the generated faces beside them."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
-    wanted = len(models) * len(truncations)
+    methods = tuple(methods) if scale > 1 else ("waifu2x",)
+    wanted = len(models) * len(truncations) * len(methods)
     if wanted not in (1, 2):
         raise ValueError(f"kyara blind compares one model with real faces or two with each other; "
-                         f"{len(models)} models at {len(truncations)} truncations make {wanted}")
+                         f"{len(models)} models at {len(truncations)} truncations and {len(methods)} upscaling "
+                         f"methods make {wanted}")
     if wanted == 1 and data is None:
         raise ValueError("one model is judged against real faces: give --data (a packed set)")
     if wanted == 1 and paired:
         raise ValueError("--paired is for two models (or truncations): a real face has no generated twin")
     real = _real_split(data, split) if wanted == 1 else None      # a wrong --data fails before any model runs
-    entries = _entries(models, truncations)
+    entries = _entries(models, truncations, scale, methods)
     if paired:
         (first, a), (second, b) = entries
         # The tags are drawn once from the shared priors; models of different data would not share them.
@@ -118,6 +137,7 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
         faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
     names = [name for name, _ in entries]
     if real is not None:
-        faces.append(_picked(*real, n, seed))
-        names.append(f"real ({split} split of {data})")
-    return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]), twins=paired)
+        faces.append(upscaled(_picked(*real, n, seed), scale, methods[0]))
+        names.append(f"real ({split} split of {data})" + (f", x{scale} {methods[0]}" if scale > 1 else ""))
+    return blind_sheets(faces[0], faces[1], out, seed, kinds=(names[0], names[1]), twins=paired,
+                        face=FACE if scale == 1 else faces[0].shape[1])

@@ -20,11 +20,14 @@ from webapp.assets import OrtFiles, ServedModel, StaticFiles
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 DEFAULT_ORT_DIR = REPO_ROOT / "node_modules" / "onnxruntime-web"
+DEFAULT_UPSCALER_DIR = REPO_ROOT / "models" / "upscaler"
 
 
-def create_app(model_dir: str | os.PathLike | None = None, ort_dir: str | os.PathLike | None = None) -> Flask:
-    """Build the app. Directories come from the arguments, else KYARA_MODEL_DIR / KYARA_ORT_DIR, else the
-    repository's models/default and node_modules/onnxruntime-web.
+def create_app(model_dir: str | os.PathLike | None = None, ort_dir: str | os.PathLike | None = None,
+               upscaler_dir: str | os.PathLike | None = None) -> Flask:
+    """Build the app. Directories come from the arguments, else KYARA_MODEL_DIR / KYARA_ORT_DIR /
+    KYARA_UPSCALER_DIR, else the repository's models/default, node_modules/onnxruntime-web and
+    models/upscaler (the page's HD faces; the browser downloads it only when a visitor asks for HD).
 
     Relative directories are taken from the current directory. Raises FileNotFoundError or ValueError
     (one clear line, printed by the CLI) when the manifest, a model file or the npm package is missing, or
@@ -32,15 +35,16 @@ def create_app(model_dir: str | os.PathLike | None = None, ort_dir: str | os.Pat
     a blank page.
     """
     app = Flask(__name__, static_folder=None)
-    app.config.from_mapping(MODEL_DIR=str(DEFAULT_MODEL_DIR), ORT_DIR=str(DEFAULT_ORT_DIR))
+    app.config.from_mapping(MODEL_DIR=str(DEFAULT_MODEL_DIR), ORT_DIR=str(DEFAULT_ORT_DIR),
+                            UPSCALER_DIR=str(DEFAULT_UPSCALER_DIR))
     app.config.from_prefixed_env("KYARA")
-    if model_dir is not None:
-        app.config["MODEL_DIR"] = str(model_dir)
-    if ort_dir is not None:
-        app.config["ORT_DIR"] = str(ort_dir)
+    for key, value in (("MODEL_DIR", model_dir), ("ORT_DIR", ort_dir), ("UPSCALER_DIR", upscaler_dir)):
+        if value is not None:
+            app.config[key] = str(value)
 
     app.extensions["kyara"] = {
         "model": ServedModel.load(app.config["MODEL_DIR"]),
+        "upscaler": ServedModel.load(app.config["UPSCALER_DIR"], kind="upscaler"),
         "ort": OrtFiles.find(app.config["ORT_DIR"], REPO_ROOT),
         "static": StaticFiles.scan(Path(__file__).parent / "static"),
     }

@@ -112,10 +112,17 @@ def _plain_name(name: object, where: Path) -> str:
     return name
 
 
+# The keys a served manifest must have, and the command that makes such a folder, for each kind of folder.
+MANIFEST_KINDS = {
+    "model": (("tags", "groups", "noise_dim", "resolution", "file"), "kyara export"),
+    "upscaler": (("scale", "file"), "kyara upscaler"),
+}
+
+
 @dataclass(frozen=True)
 class ServedModel:
-    """A model directory: manifest.json plus the ONNX files its `file` and `variants` name, all checked
-    and read at start-up."""
+    """A model directory (a generator, or the upscaler): manifest.json plus the ONNX files its `file` and
+    `variants` name, all checked and read at start-up."""
 
     directory: Path
     manifest: dict
@@ -125,16 +132,18 @@ class ServedModel:
                                    # makes a URL immutable
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> ServedModel:
-        """Read and check the model in `directory`. Every problem is one line naming the file: a missing
-        manifest or model file (FileNotFoundError), invalid JSON, a file name that is not a plain name,
-        a symbolic link, or a file whose sha256 is not the manifest's (ValueError)."""
+    def load(cls, directory: str | os.PathLike, kind: str = "model") -> ServedModel:
+        """Read and check the model (`kind` "model", a generator) or upscaler (`kind` "upscaler") in
+        `directory`. Every problem is one line naming the file: a missing manifest or model file
+        (FileNotFoundError), invalid JSON, a file name that is not a plain name, a symbolic link, or a file
+        whose sha256 is not the manifest's (ValueError)."""
+        required, made_by = MANIFEST_KINDS[kind]
         directory = Path(directory).resolve()
         path = directory / "manifest.json"
         if not path.is_file():
             raise FileNotFoundError(
-                f"no model at {directory} (missing manifest.json); export one with `kyara export` "
-                "or pass --model DIR"
+                f"no {kind} at {directory} (missing manifest.json); make one with `{made_by}` "
+                f"or pass --{kind} DIR"
             )
         manifest_file = Blob.read(path)
         try:
@@ -143,7 +152,7 @@ class ServedModel:
             raise ValueError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(manifest, dict):
             raise ValueError(f"{path}: the manifest is not a JSON object")
-        for key in ("tags", "groups", "noise_dim", "resolution", "file"):
+        for key in required:
             if key not in manifest:
                 raise ValueError(f"{path}: the manifest has no {key!r}")
         variants = manifest.get("variants", [])

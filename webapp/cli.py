@@ -20,6 +20,8 @@ def _port(text: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the page that generates faces in the browser (for local use)")
     p.add_argument("--model", help="exported model folder with manifest.json (default: the repo's models/default)")
+    p.add_argument("--upscaler", help="upscaler folder for HD faces, made by `kyara upscaler` (default: the repo's "
+                                      "models/upscaler)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.set_defaults(func=_serve)
@@ -28,13 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "any static file server")
     p.add_argument("out", help="folder to write (new, or an earlier build, which is replaced)")
     p.add_argument("--model", help="exported model folder with manifest.json (default: the repo's models/default)")
+    p.add_argument("--upscaler", help="upscaler folder for HD faces, made by `kyara upscaler` (default: the repo's "
+                                      "models/upscaler)")
     p.set_defaults(func=_build_site)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from webapp import create_app
     from webapp.server import serve
-    app = create_app(args.model)
+    app = create_app(args.model, upscaler_dir=args.upscaler)
     try:
         server = serve(app, args.host, args.port)
     except OSError as exc:
@@ -53,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _build_site(args: argparse.Namespace) -> int:
     from webapp.site import build_site
-    built = build_site(args.out, args.model)
+    built = build_site(args.out, args.model, args.upscaler)
     print(f"kyara build-site: {built['model']['name']} in {args.out}: {built['files']} files, "
           f"{built['bytes'] / 1e6:.1f} MB (+ {built['gzip_copies']} gzip copies); serve the folder with any "
           "static file server", flush=True)

@@ -1,9 +1,9 @@
 """`kyara build-site OUT`: the page as a folder of plain files, for any static file server (no server code).
 
 What `kyara serve` would send, written out: the page (index.html), the service worker (sw.js), the
-page's modules, onnxruntime-web and the model, with the same checks at the start (a model file that does
+page's modules, onnxruntime-web, the model and the upscaler (for HD faces), with the same checks at the start (a model file that does
 not match its manifest stops the build). Every file but the page and the worker sits in a folder named
-after a hash of its contents (static/<v>/, ort/<v>/, model/<v>/), and the page names those folders, so a
+after a hash of its contents (static/<v>/, ort/<v>/, model/<v>/, upscaler/<v>/), and the page names those folders, so a
 browser that kept an old page still loads the old model with it, and a new build is never mixed with an
 old one in a cache. The model's folder is versioned by its manifest, which holds each file's sha256.
 
@@ -40,26 +40,31 @@ def site_files(app) -> dict[str, Blob]:
     from webapp.views import page_html
 
     kyara = app.extensions["kyara"]
-    model, ort, static = kyara["model"], kyara["ort"], kyara["static"]
+    model, ort, static, upscaler = kyara["model"], kyara["ort"], kyara["static"], kyara["upscaler"]
     static_base, ort_base, model_base = f"static/{static.version}/", f"ort/{ort.version}/", f"model/{model.version}/"
+    upscaler_base = f"upscaler/{upscaler.version}/"
     with app.app_context():
-        page = page_html(static_base, ort_base, model_base)
+        page = page_html(static_base, ort_base, model_base, upscaler_base)
     files = {"index.html": Blob.of(page.encode("utf-8"), "index.html"), "sw.js": static.files["sw.js"]}
     files.update({static_base + name: blob for name, blob in static.files.items()})
     files.update({ort_base + name: blob for name, blob in ort.files.items()})
     files[model_base + "manifest.json"] = model.manifest_file
     files.update({model_base + name: blob for name, blob in model.files.items()})
+    files[upscaler_base + "manifest.json"] = upscaler.manifest_file
+    files.update({upscaler_base + name: blob for name, blob in upscaler.files.items()})
     return files
 
 
-def build_site(out: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> dict:
-    """Write the static build of the model in `model_dir` (default: the bundled one) to `out`, atomically
-    (a failed build leaves `out` as it was). Returns what was written: files, bytes, gzip bytes."""
+def build_site(out: str | os.PathLike, model_dir: str | os.PathLike | None = None,
+               upscaler_dir: str | os.PathLike | None = None) -> dict:
+    """Write the static build of the model in `model_dir` and the upscaler in `upscaler_dir` (default: the
+    bundled ones) to `out`, atomically (a failed build leaves `out` as it was). Returns what was written:
+    files, bytes, gzip bytes."""
     from webapp import create_app
 
     out = Path(out).resolve()
     check_out(out)
-    app = create_app(model_dir)
+    app = create_app(model_dir, upscaler_dir=upscaler_dir)
     files = site_files(app)
     model = app.extensions["kyara"]["model"]
     summary = {

@@ -91,18 +91,19 @@ def _route(rule: str, **options):
     return bp.route(rule, methods=["GET"], provide_automatic_options=False, **options)
 
 
-def page_html(static_base: str, ort_base: str, model_base: str) -> str:
-    """The page, linking its modules, onnxruntime-web and the model under these URL folders (absolute
-    for `kyara serve`, relative in a static build, whose model folder carries its version)."""
+def page_html(static_base: str, ort_base: str, model_base: str, upscaler_base: str) -> str:
+    """The page, linking its modules, onnxruntime-web, the model and the upscaler under these URL folders
+    (absolute for `kyara serve`, relative in a static build, whose model folders carry their version)."""
     modules = [name for name in _kyara("static").files if name.endswith(".js") and name != "sw.js"]
     return render_template("index.html", static_base=static_base, ort_base=ort_base, model_base=model_base,
-                           modules=modules, model_name=_kyara("model").manifest.get("name", "model"))
+                           upscaler_base=upscaler_base, modules=modules,
+                           model_name=_kyara("model").manifest.get("name", "model"))
 
 
 @_route("/")
 def index() -> Response:
     static, ort = _kyara("static"), _kyara("ort")
-    html = page_html(f"/static/{static.version}/", f"/ort/{ort.version}/", "/model/")
+    html = page_html(f"/static/{static.version}/", f"/ort/{ort.version}/", "/model/", "/upscaler/")
     response = Response(html, mimetype="text/html")
     response.add_etag()
     _cache(response, immutable=False)
@@ -137,6 +138,18 @@ def model_file(name: str) -> Response:
     model = _kyara("model")
     sha256 = model.versions.get(name)
     return _send(name, model.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
+
+
+@_route("/upscaler/manifest.json")
+def upscaler_manifest() -> Response:
+    return _send("manifest.json", _kyara("upscaler").manifest_file, immutable=False)
+
+
+@_route("/upscaler/<name>")
+def upscaler_file(name: str) -> Response:
+    upscaler = _kyara("upscaler")
+    sha256 = upscaler.versions.get(name)
+    return _send(name, upscaler.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
 
 
 @bp.after_app_request

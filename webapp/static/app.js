@@ -13,6 +13,8 @@
 //   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`: row i of numpy's
 //                                  default_rng(seed).standard_normal((n, noise_dim), float32).
 //   window.kyara.generator         the kyara.js Generator the page runs (see kyara.js).
+//   window.kyara.upscale(pixels, scale) -> Promise<Uint8Array> one face's RGBA rows (R*R*4) at scale 2 or 4,
+//                                  through the page's upscaler (downloaded on first use).
 //   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
 //                                  model switch, an interpolation, a pasted link) has finished.
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
@@ -29,6 +31,11 @@
 // `kyara generate --seed S -n N --tags ...` (or kyara.js's generate()) gives for the tags set to On.
 // Variations (the button beside the selected face) fill the batch with that face, then faces of its labels
 // and of noise a small step from its noise (kyara.js's varyNoise, from a fresh seed each time).
+//
+// HD (x2 or x4): the selected face, the interpolation strip and the PNG download, and the result grid when
+// asked, are redrawn through the upscaler (kyara.js's upscale: one face per run, the page free between runs,
+// a progress bar meanwhile). The upscaler is downloaded the first time HD is used, never before. Upscaled
+// faces are kept per face and size, so switching back and forth costs nothing.
 
 import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf, varyNoise } from './kyara.js';
 import { randomSeed } from './numpy-random.js';
@@ -38,6 +45,7 @@ const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 const ORT_BASE = meta('kyara-ort-base');
 const MODEL_BASE = meta('kyara-model-base');
+const UPSCALER_BASE = meta('kyara-upscaler-base');
 const HISTORY_LIMIT = 240;
 const SWATCHES = {
   blonde: '#f3d27a', brown: '#7b4a2c', black: '#222222', blue: '#3a6fd8', pink: '#f29bc4',
@@ -47,10 +55,10 @@ const SWATCHES = {
 
 const state = {
   manifest: null, generator: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
-  results: [], selected: null, a: null, b: null,
+  results: [], selected: null, a: null, b: null, hd: 1, frames: [],
   shown: null,  // the parameters of the batch on screen: the share link is made from these only
 };
-const info = { crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, firstImageMs: null };
+const info = { crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, firstImageMs: null, hdMsPerImage: null };
 
 // ---------------------------------------------------------------- loading
 
@@ -69,7 +77,7 @@ function hideError() {
 // What each share-link key holds, for the notice about the parts of a link that were left out.
 const LINK_PARTS = {
   s: 'noise seed', t: 'tag seed', n: 'batch size', on: 'tags', off: 'tags', lock: 'locked noise', m: 'model',
-  v: 'variations', of: 'variations', y: 'variations',
+  v: 'variations', of: 'variations', y: 'variations', hd: 'HD size',
 };
 
 /** The keys of a decoded link the page cannot use: decodeState's, and a model file it does not have. */
@@ -114,10 +122,14 @@ function updateControls() {
   $('variant').disabled = !idle;
   $('interpolate').disabled = !(idle && state.a && state.b);
   $('variations').disabled = !(idle && state.selected);
+  $('hd').disabled = !idle;
+  $('hd-grid').disabled = !idle;
+  $('download').disabled = !(idle && state.selected);
 }
 
 function progress(kind, loaded, total) {
-  const bar = $(`progress-${kind}`);
+  if (kind === 'upscaler') $('hd-text').textContent = 'Downloading the upscaler';
+  const bar = $(kind === 'upscaler' ? 'progress-hd' : `progress-${kind}`);
   if (!total) {                       // size not known (a compressed download): an indeterminate bar
     bar.removeAttribute('value');
     return;
@@ -157,6 +169,7 @@ async function useVariant(file) {
   try {
     generator = await loadGenerator(MODEL_BASE, {
       manifest: state.manifest, variant: variant.file, ortBase: ORT_BASE, threads: threadsWanted(), onProgress: progress,
+      upscaler: UPSCALER_BASE,
     });
   } catch (err) {
     $('variant').value = state.generator?.variant.file ?? variant.file;  // the menu shows the model in use
@@ -302,14 +315,15 @@ async function render(faces) {
   return state.generator.faces(noise, labels, pixels).map((face, i) => ({ ...face, ref: faces[i].ref }));
 }
 
-function tile(face, onClick, label) {
+/** A face's button; `shown` is what its canvas draws (the face, or its HD version). */
+function tile(face, onClick, label, shown = face) {
   const button = document.createElement('button');
   button.type = 'button';
   button.className = 'tile';
   button.setAttribute('aria-label', `${label}: ${tagsOf(face.labels).join(', ')}`);
   button.title = tagsOf(face.labels).join(', ');
   const canvas = document.createElement('canvas');
-  drawFace(canvas, face);
+  drawFace(canvas, shown);
   button.append(canvas);
   button.addEventListener('click', () => onClick(face));
   return button;
@@ -342,8 +356,10 @@ async function generateBatch(variations = null) {
     model: state.generator.variant.file, variations,
   };
   state.results = await render(variations ? variationRows(batch) : seededRows(batch));
+  Object.assign(batch, { hd: state.hd, hdGrid: $('hd-grid').checked });
   state.shown = batch;
-  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`)));
+  const grid = await hdFaces(state.results, gridScale());
+  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`, grid[i])));
   $('variations-note').hidden = !variations;
   if (variations) $('results').firstChild.classList.add('varied');
   addToHistory(state.results);
@@ -432,9 +448,85 @@ function unlock() {
 function select(face) {
   state.selected = face;
   $('selected').hidden = false;
-  drawFace($('selected-canvas'), face);
+  drawFace($('selected-canvas'), upscaled.get(face)?.get(state.hd) ?? face);
+  $('download-size').textContent = `${face.width * state.hd} × ${face.height * state.hd} px`;
   $('selected-tags').textContent = tagsOf(face.labels).join(', ') || 'no tags';
   updateControls();
+  if (state.hd > 1 && !upscaled.get(face)?.has(state.hd)) userJob(drawSelected);
+}
+
+// ---------------------------------------------------------------- HD
+
+const upscaled = new WeakMap();   // face -> Map(scale -> the face upscaled)
+
+/**
+ * `faces` at `scale` through the upscaler (run inside a job), with a progress bar; faces already upscaled
+ * to that size are taken from memory. Scale 1 gives the faces themselves.
+ */
+async function hdFaces(faces, scale = state.hd) {
+  if (scale === 1) return faces;
+  const todo = faces.filter((face) => !upscaled.get(face)?.has(scale));
+  if (todo.length) {
+    $('hd-status').hidden = false;
+    $('hd-text').textContent = `Upscaling ${todo.length} face${todo.length === 1 ? '' : 's'} to ${scale * state.manifest.resolution} px`;
+    const bar = $('progress-hd');
+    bar.max = todo.length;
+    bar.value = 0;
+    const known = state.generator.upscaling !== null;
+    const start = performance.now();
+    try {
+      const done = await state.generator.upscale(todo, scale, {
+        onProgress: (k, total) => {
+          $('hd-text').textContent = `Upscaling to ${scale * state.manifest.resolution} px: ${k} of ${total}`;
+          bar.max = total;
+          bar.value = k;
+        },
+      });
+      info.hdMsPerImage = (performance.now() - start) / todo.length;
+      todo.forEach((face, i) => {
+        if (!upscaled.has(face)) upscaled.set(face, new Map());
+        upscaled.get(face).set(scale, done[i]);
+      });
+    } finally {
+      $('hd-status').hidden = true;
+    }
+    if (!known) cacheForOffline();   // the upscaler's files join the offline set once they are here
+  }
+  return faces.map((face) => upscaled.get(face).get(scale));
+}
+
+/** The grid's faces as shown: HD when both HD and "Results in HD too" are on. */
+function gridScale() {
+  return $('hd-grid').checked ? state.hd : 1;
+}
+
+/** Draw the results and the strip at the sizes the HD controls ask for (run inside a job). */
+async function drawResults() {
+  const grid = await hdFaces(state.results, gridScale());
+  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`, grid[i])));
+  if (state.shown?.variations) $('results').firstChild.classList.add('varied');
+  const frames = await hdFaces(state.frames);
+  $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`, frames[k])));
+}
+
+/** Draw the selected face at the HD size (run inside a job). */
+async function drawSelected() {
+  const face = state.selected;
+  if (!face) return;
+  const [shown] = await hdFaces([face]);
+  if (state.selected === face) drawFace($('selected-canvas'), shown);
+  $('download-size').textContent = `${shown.width} × ${shown.height} px`;
+}
+
+/** The HD menu or the grid box changed: redraw what is on screen at the new size, and record it in the link. */
+function onHdChange() {
+  state.hd = Number($('hd').value);
+  userJob(async () => {
+    if (state.shown) Object.assign(state.shown, { hd: state.hd, hdGrid: $('hd-grid').checked });
+    await drawSelected();
+    await drawResults();
+    writeHash();
+  });
 }
 
 // ---------------------------------------------------------------- interpolation, download, share
@@ -479,30 +571,28 @@ function interpolate() {
     });
   }
   userJob(async () => {
-    const frames = await render(faces);
-    $('strip').replaceChildren(...frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`)));
+    state.frames = await render(faces);
+    const shown = await hdFaces(state.frames);
+    $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`, shown[k])));
     hideError();
   });
 }
 
+/** The selected face as a PNG, at the HD size (the model's own size when HD is off). */
 function download() {
-  const face = state.selected;
-  const R = state.manifest.resolution, scale = Number($('download-scale').value);
-  const source = document.createElement('canvas');
-  drawFace(source, face);
-  const canvas = document.createElement('canvas');
-  canvas.width = canvas.height = R * scale;
-  const ctx = canvas.getContext('2d');
-  ctx.imageSmoothingEnabled = false;  // nearest neighbour: every model pixel becomes a crisp square
-  ctx.drawImage(source, 0, 0, R * scale, R * scale);
-  canvas.toBlob((blob) => {
+  const face = state.selected, scale = state.hd;
+  if (!face || running) return;
+  userJob(async () => {
+    const [shown] = await hdFaces([face], scale);
+    const canvas = drawFace(document.createElement('canvas'), shown);
+    const blob = await new Promise((resolve) => { canvas.toBlob(resolve, 'image/png'); });
     const link = Object.assign(document.createElement('a'), {
       href: URL.createObjectURL(blob),
-      download: `kyara-${(face.ref ?? 'frame').replace('.', '-')}${scale > 1 ? `-x${scale}` : ''}.png`,
+      download: `kyara-${(face.ref ?? 'frame').replace('.', '-')}${scale > 1 ? `-${shown.width}px` : ''}.png`,
     });
     link.click();
     setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-  }, 'image/png');
+  });
 }
 
 /** Put the batch on screen (state.shown) in the URL hash and the share box; nothing before the first batch. */
@@ -533,6 +623,9 @@ function readHash(hash = location.hash) {
   const shared = decodeState(hash, state.manifest);
   showLinkNotice(unusable(shared));
   if (!holdsBatch(shared)) return null;
+  state.hd = shared.hd ?? 1;
+  $('hd').value = String(state.hd);
+  $('hd-grid').checked = shared.hdGrid;
   if (shared.n) state.n = Math.min(64, Math.max(1, shared.n));
   $('batch').value = state.n;
   state.choices = shared.choices;
@@ -582,6 +675,10 @@ async function start() {
   $('variant').replaceChildren(...variantsOf(state.manifest).map((v) => Object.assign(document.createElement('option'), {
     value: v.file, textContent: `${v.precision}${v.bytes ? ` · ${(v.bytes / 1e6).toFixed(1)} MB` : ''}`,
   })));
+  const R = state.manifest.resolution;
+  for (const option of $('hd').options) {
+    option.textContent = option.value === '1' ? `Off (${R} px)` : `${R * Number(option.value)} px`;
+  }
   const shared = decodeState(location.hash, state.manifest);
   await useVariant(shared.model ?? state.manifest.file);
   const linked = readHash(location.hash);
@@ -608,6 +705,8 @@ function wire() {
   $('set-b').addEventListener('click', () => setSlot('b', state.selected));
   $('interpolate').addEventListener('click', interpolate);
   $('download').addEventListener('click', download);
+  $('hd').addEventListener('change', onHdChange);
+  $('hd-grid').addEventListener('change', onHdChange);
   $('copy-link').addEventListener('click', async () => {
     try {
       await navigator.clipboard.writeText($('share-link').value);
@@ -668,6 +767,12 @@ window.kyara = {
     ref: face.ref, noise: [...face.noise], labels: [...face.labels], pixels: [...face.pixels],
   })),
   noise: (seed, i) => [...noiseFor(seed, i)],
+  async upscale(pixels, scale) {
+    await ready;
+    const R = state.manifest.resolution;
+    const [face] = await state.generator.upscale([{ pixels: Uint8ClampedArray.from(pixels), width: R, height: R }], scale);
+    return face.pixels;
+  },
   idle: () => jobs,
   get generator() { return state.generator; },
 };

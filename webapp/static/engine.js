@@ -66,7 +66,7 @@ export function defaultThreads() {
 }
 
 /**
- * Load the runtime and one model file.
+ * Load the runtime and one generator file.
  * options: ortBase (URL folder of onnxruntime-web's dist files), modelUrl, modelSize (bytes, for the
  * progress; 0 if unknown), what (the model's name in messages), noiseDim, tagCount, resolution, threads,
  * sessionConfig (the variant's `session_config`: onnxruntime config entries, e.g. the compact variant's
@@ -75,16 +75,64 @@ export function defaultThreads() {
  * Returns { backend, threads, urls (the onnxruntime-web files used), modelBytes, run(noise, labels, n),
  * release() }. A WebGPU adapter that then fails to run the model falls back to WebAssembly.
  */
-export async function loadEngine(options) {
+export function loadEngine(options) {
+  return withFallback(options, async (build, adapter) => {
+    const { noiseDim: Z, tagCount: T, resolution: R } = options;
+    const opened = await openSession(build, adapter, options, 'model');
+    /** noise: Float32Array n*Z, labels: Float32Array n*T -> Uint8Array n*R*R*4 (RGBA rows). */
+    opened.run = (noise, labels, n) => {
+      if (noise.length !== n * Z || labels.length !== n * T) {
+        return Promise.reject(new Error(`expected ${n}x${Z} noise and ${n}x${T} labels`));
+      }
+      return opened.serial(async (ort, session) => {
+        const feeds = {
+          noise: new ort.Tensor('float32', noise, [n, Z]),
+          labels: new ort.Tensor('float32', labels, [n, T]),
+        };
+        const pixels = (await session.run(feeds, ['rgba'])).rgba.data;
+        if (pixels.length !== n * R * R * 4) throw new Error(`the model returned ${pixels.length} values`);
+        return pixels;
+      });
+    };
+    return opened;
+  });
+}
+
+/**
+ * Load the runtime (the one a generator already loaded, if any) and an upscaler file (`kyara upscaler`:
+ * RGBA bytes in, RGBA bytes at twice the size out). options as loadEngine's without noiseDim, tagCount and
+ * resolution; onProgress's kind is 'upscaler'. Returns { backend, threads, urls, modelBytes,
+ * run(rgba, n, height, width) -> Uint8Array n*2H*2W*4, release() }.
+ */
+export function loadUpscalerEngine(options) {
+  return withFallback(options, async (build, adapter) => {
+    const opened = await openSession(build, adapter, options, 'upscaler');
+    opened.run = (rgba, n, height, width) => {
+      if (rgba.length !== n * height * width * 4) {
+        return Promise.reject(new Error(`expected ${n}x${height}x${width}x4 RGBA bytes, got ${rgba.length}`));
+      }
+      return opened.serial(async (ort, session) => {
+        const feeds = { rgba_in: new ort.Tensor('uint8', Uint8Array.from(rgba), [n, height, width, 4]) };
+        const pixels = (await session.run(feeds, ['rgba'])).rgba.data;
+        if (pixels.length !== n * height * width * 16) throw new Error(`the upscaler returned ${pixels.length} values`);
+        return pixels;
+      });
+    };
+    return opened;
+  });
+}
+
+/** WebGPU where the browser gives an adapter (and the caller allows it), else WebAssembly. */
+async function withFallback(options, load) {
   const adapter = options.webgpu === false ? null : await webgpuAdapter();
   if (adapter) {
     try {
-      return await loadWith(WEBGPU_BUILD, adapter, options);
+      return await load(WEBGPU_BUILD, adapter);
     } catch (err) {
       console.warn('WebGPU failed, falling back to WebAssembly:', err);
     }
   }
-  return loadWith(WASM_BUILD, null, options);
+  return load(WASM_BUILD, null);
 }
 
 // One runtime per build and folder for the life of the page: onnxruntime-web initialises its wasm only
@@ -121,13 +169,18 @@ function loadRuntime(build, adapter, ortBase, threads, onProgress) {
   return runtimes.get(key);
 }
 
-async function loadWith(build, adapter, options) {
-  const { ortBase, modelUrl, modelSize, what, noiseDim: Z, tagCount: T, resolution: R } = options;
+/**
+ * The runtime of `build` and one ONNX file as a session that runs one call at a time: { backend, threads,
+ * urls, modelBytes, serial(work), release() }, where serial(work) queues work(ort, session) after the calls
+ * already queued (a session is not re-entrant) and returns its result.
+ */
+async function openSession(build, adapter, options, kind) {
+  const { ortBase, modelUrl, modelSize, what } = options;
   const onProgress = options.onProgress ?? (() => {});
   const threads = self.crossOriginIsolated ? options.threads ?? defaultThreads() : 1;
   const [ort, modelBytes] = await Promise.all([  // the runtime and the model download side by side
     loadRuntime(build, adapter, ortBase, threads, onProgress),
-    fetchBytes(modelUrl, what, (loaded, total) => onProgress('model', loaded, total), modelSize),
+    fetchBytes(modelUrl, what, (loaded, total) => onProgress(kind, loaded, total), modelSize),
   ]);
 
   let session;
@@ -141,36 +194,20 @@ async function loadWith(build, adapter, options) {
     throw new LoadError(`Could not start ${what}: ${err.message ?? err}`);
   }
 
-  let queue = Promise.resolve();  // one run at a time: a session is not re-entrant
+  let queue = Promise.resolve();
   let released = false;
-
-  /** noise: Float32Array n*Z, labels: Float32Array n*T -> Uint8Array n*R*R*4 (RGBA rows). */
-  function run(noise, labels, n) {
-    if (released) return Promise.reject(new Error(`${what} was unloaded`));
-    if (noise.length !== n * Z || labels.length !== n * T) {
-      return Promise.reject(new Error(`expected ${n}x${Z} noise and ${n}x${T} labels`));
-    }
-    const result = queue.then(async () => {
-      const feeds = {
-        noise: new ort.Tensor('float32', noise, [n, Z]),
-        labels: new ort.Tensor('float32', labels, [n, T]),
-      };
-      const out = await session.run(feeds, ['rgba']);
-      const pixels = out.rgba.data;
-      if (pixels.length !== n * R * R * 4) throw new Error(`the model returned ${pixels.length} values`);
-      return pixels;
-    });
-    queue = result.catch(() => {});
-    return result;
-  }
-
   const base = new URL(ortBase, location.href);
   return {
     backend: adapter ? 'WebGPU' : 'WASM',
     threads: adapter ? null : ort.env.wasm.numThreads,
     urls: [build.module, build.mjs, build.wasm].map((name) => new URL(name, base).href),
     modelBytes: modelBytes.length,
-    run,
+    serial(work) {
+      if (released) return Promise.reject(new Error(`${what} was unloaded`));
+      const result = queue.then(() => work(ort, session));
+      queue = result.catch(() => {});
+      return result;
+    },
     /** Free the session once the runs already queued on it are done; later run() calls fail. */
     release() {
       released = true;

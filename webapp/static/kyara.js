@@ -7,13 +7,15 @@
 //   for (const face of faces) document.body.append(drawFace(document.createElement('canvas'), face));
 //
 // `g.variations(faces[2], { n: 8 })` gives that face and seven close to it (same tags, noise a small step away).
+// `g.generate({ ..., scale: 4 })` gives the same faces at 256 px (for a 64 px model) through the waifu2x
+// upscaler (`kyara upscaler`), downloaded the first time a scale above 1 is asked for.
 //
 // The sampling is Python's (`export.runtime.Generator`): the same seed and tags give the same labels and
 // the same noise as `Generator("models/default").generate(tags=[...], n=8, seed=7)`, drawn with a twin of
 // numpy's default_rng, and the same tag spellings and errors (TagError) as `Vocabulary.parse`. The Kyara
 // page is built on this module. docs/model-contract.md ("The JavaScript module") describes it in full.
 
-import { LoadError, defaultThreads, loadEngine } from './engine.js';
+import { LoadError, defaultThreads, loadEngine, loadUpscalerEngine } from './engine.js';
 import { NumpyRandom, randomSeed } from './numpy-random.js';
 import { TagError, parseTags, sampleLabels } from './vocab.js';
 
@@ -24,24 +26,37 @@ const DEFAULT_ORT_BASE = new URL('../../../onnxruntime-web/dist/', import.meta.u
 
 const folder = (url) => new URL(String(url).endsWith('/') ? String(url) : `${url}/`, location.href).href;
 
+/** The sizes a face can be drawn at, in multiples of the model's resolution (above 1: through the upscaler). */
+export const SCALES = [1, 2, 4];
+
+function checkScale(scale) {
+  if (!SCALES.includes(scale)) throw new RangeError(`scale must be 1, 2 or 4, got ${scale}`);
+}
+
+/** Let the page draw and take input between two long runs (one face's upscaling is one run). */
+const yieldToPage = () => new Promise((resolve) => { setTimeout(resolve, 0); });
+
 /** The manifest.json of the model folder at `modelUrl`, checked for what the generator needs. */
 export async function fetchManifest(modelUrl) {
-  const url = new URL('manifest.json', folder(modelUrl)).href;
+  const manifest = await fetchJson(modelUrl, 'the model manifest');
+  checkManifest(manifest, new URL('manifest.json', folder(modelUrl)).href);
+  return manifest;
+}
+
+async function fetchJson(folderUrl, what) {
+  const url = new URL('manifest.json', folder(folderUrl)).href;
   let response;
   try {
     response = await fetch(url);
   } catch (err) {
-    throw new LoadError(`Could not download the model manifest (${url}): ${err.message}.`);
+    throw new LoadError(`Could not download ${what} (${url}): ${err.message}.`);
   }
-  if (!response.ok) throw new LoadError(`Could not download the model manifest (${url}): HTTP ${response.status}.`);
-  let manifest;
+  if (!response.ok) throw new LoadError(`Could not download ${what} (${url}): HTTP ${response.status}.`);
   try {
-    manifest = await response.json();
+    return await response.json();
   } catch {
-    throw new LoadError(`${url} is not JSON: is the URL a model folder made by \`kyara export\`?`);
+    throw new LoadError(`${url} is not JSON: is the URL a folder made by \`kyara export\` or \`kyara upscaler\`?`);
   }
-  checkManifest(manifest, url);
-  return manifest;
 }
 
 function checkManifest(manifest, url) {
@@ -128,17 +143,27 @@ function readNoise(values) {
  *   variant     'int8', 'fp32' or a file name of the manifest's variants (default: the manifest's `file`)
  *   threads     WebAssembly threads (default: up to 4 when the page is cross-origin isolated, else 1)
  *   webgpu      false to stay on WebAssembly even where the browser offers WebGPU (default: true)
- *   onProgress  (kind, loaded, total) while downloading, kind 'wasm' or 'model' (total 0: not known)
+ *   onProgress  (kind, loaded, total) while downloading, kind 'wasm', 'model' or 'upscaler' (total 0: not
+ *               known)
  *   manifest    the folder's manifest, if the caller has fetched it already (fetchManifest)
+ *   upscaler    URL of the upscaler folder (`kyara upscaler`) that scale 2 and 4 use, downloaded the first
+ *               time they are asked for (default: ../upscaler/ beside the model folder, where the
+ *               repository and the npm package keep it)
  * Rejects with a LoadError saying what could not be downloaded or started.
  */
 export async function loadGenerator(modelUrl, options = {}) {
   const base = folder(modelUrl);
   const manifest = options.manifest ?? await fetchManifest(base);
   const variant = pickVariant(manifest, options.variant, new URL('manifest.json', base).href);
-  const modelFileUrl = new URL(`${encodeURIComponent(variant.file)}?v=${variant.sha256 || ''}`, base).href;
-  const engine = await loadEngine({
+  const modelFileUrl = versioned(variant, base);
+  const runtime = {
     ortBase: options.ortBase ?? DEFAULT_ORT_BASE,
+    threads: options.threads ?? defaultThreads(),
+    webgpu: options.webgpu,
+    onProgress: options.onProgress,
+  };
+  const engine = await loadEngine({
+    ...runtime,
     modelUrl: modelFileUrl,
     modelSize: variant.bytes || 0,
     what: `the model ${variant.file}`,
@@ -146,11 +171,28 @@ export async function loadGenerator(modelUrl, options = {}) {
     tagCount: manifest.tags.length,
     resolution: manifest.resolution,
     sessionConfig: variant.session_config,
-    threads: options.threads ?? defaultThreads(),
-    webgpu: options.webgpu,
-    onProgress: options.onProgress,
   });
-  return new Generator(manifest, variant, engine, modelFileUrl);
+  const upscalerUrl = folder(options.upscaler ?? new URL('../upscaler/', base).href);
+  return new Generator(manifest, variant, engine, modelFileUrl, { ...runtime, upscalerUrl });
+}
+
+/** A model file's URL in its folder, with the manifest's sha256 as ?v= (what makes it cacheable for good). */
+const versioned = (variant, base) => new URL(`${encodeURIComponent(variant.file)}?v=${variant.sha256 || ''}`, base).href;
+
+/** Download and start the upscaler folder at `url` (a manifest with scale 2 and its default file). */
+async function loadUpscaler(url, runtime) {
+  const manifest = await fetchJson(url, 'the upscaler manifest');
+  const where = new URL('manifest.json', url).href;
+  if (manifest?.scale !== 2 || typeof manifest.file !== 'string') {
+    throw new LoadError(`${where}: not an x2 upscaler made by \`kyara upscaler\``);
+  }
+  const variant = pickVariant(manifest, undefined, where);
+  const fileUrl = versioned(variant, url);
+  const engine = await loadUpscalerEngine({
+    ...runtime, modelUrl: fileUrl, modelSize: variant.bytes || 0, what: `the upscaler ${variant.file}`,
+    sessionConfig: variant.session_config,
+  });
+  return { manifest, variant, engine, urls: [...engine.urls, fileUrl, where] };   // `where`: offline, too
 }
 
 /**
@@ -158,7 +200,7 @@ export async function loadGenerator(modelUrl, options = {}) {
  * height, tags (the tags on), labels, noise (Float32Array), seed, index (its row in the batch) }.
  */
 export class Generator {
-  constructor(manifest, variant, engine, modelUrl) {
+  constructor(manifest, variant, engine, modelUrl, runtime = {}) {
     this.manifest = manifest;
     this.variant = variant;                  // the manifest's `variants` entry loaded
     this.modelUrl = modelUrl;
@@ -167,6 +209,45 @@ export class Generator {
     this.modelBytes = engine.modelBytes;
     this.urls = [...engine.urls, modelUrl];  // every file downloaded for it (to cache for offline use)
     this.engine = engine;
+    this.runtime = runtime;                  // loadGenerator's options the upscaler is loaded with
+    this.upscaling = null;                   // Promise of the loaded upscaler, from its first use on
+  }
+
+  /**
+   * The upscaler, downloaded and started on first use: { manifest, variant, engine, urls }. A failed
+   * download may be retried by asking again.
+   */
+  loadUpscaler() {
+    if (!this.upscaling) {
+      this.upscaling = loadUpscaler(this.runtime.upscalerUrl, this.runtime);
+      this.upscaling.then(({ urls }) => this.urls.push(...urls), () => { this.upscaling = null; });
+    }
+    return this.upscaling;
+  }
+
+  /**
+   * `faces` (this model's, or any { pixels, width, height }) at `scale` (1, 2 or 4) times their size, one
+   * face per run of the upscaler with the page free to draw between runs; onProgress(done, total) after
+   * each face. Each face keeps its other fields (noise, labels, tags...). x4 is the x2 upscaler twice.
+   */
+  async upscale(faces, scale, { onProgress = () => {} } = {}) {
+    checkScale(scale);
+    if (scale === 1) return faces;
+    const { engine } = await this.loadUpscaler();
+    const passes = Math.log2(scale);
+    const out = [];
+    for (const [i, face] of faces.entries()) {
+      let { pixels, width, height } = face;
+      for (let pass = 0; pass < passes; pass++) {
+        await yieldToPage();
+        pixels = await engine.run(pixels, 1, height, width);
+        width *= 2;
+        height *= 2;
+      }
+      out.push({ ...face, pixels: new Uint8ClampedArray(pixels.buffer, pixels.byteOffset, pixels.length), width, height });
+      onProgress(i + 1, faces.length);
+    }
+    return out;
   }
 
   /** Tag names in label order. */
@@ -211,20 +292,26 @@ export class Generator {
 
   /**
    * n faces with `tags` on (a list or a text) and every other group drawn from the manifest's priors:
-   * generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 }). Options as `inputs`; throws a
-   * TagError for an unknown tag or two tags of one exclusive group, before anything runs.
+   * generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 }). Options as `inputs`, and scale (1, 2
+   * or 4: the faces at that many times the model's resolution, through the upscaler) with onProgress(done,
+   * total) while upscaling; throws a TagError for an unknown tag or two tags of one exclusive group, or a
+   * RangeError for another scale, before anything runs.
    */
-  async generate(options = {}) {
+  async generate({ scale = 1, onProgress, ...options } = {}) {
+    checkScale(scale);
     const { noise, labels, n, seed } = this.inputs(options);
-    return this.faces(noise, labels, await this.run(noise, labels, n), seed);
+    const faces = this.faces(noise, labels, await this.run(noise, labels, n), seed);
+    return this.upscale(faces, scale, { onProgress });
   }
 
   /**
    * n faces that are variations of `face` (one of this model's faces, or any { noise, labels }): the
    * first is `face` redrawn, the others have its labels and noise moved by varyNoise (options n, default
-   * 8, seed, default a random one, on the faces, and angle, default VARIATION_ANGLE).
+   * 8, seed, default a random one, on the faces, and angle, default VARIATION_ANGLE; scale and onProgress as
+   * generate's).
    */
-  async variations(face, { n = 8, seed = randomSeed(), angle } = {}) {
+  async variations(face, { n = 8, seed = randomSeed(), angle, scale = 1, onProgress } = {}) {
+    checkScale(scale);
     const T = this.manifest.tags.length;
     if (face.labels.length !== T || face.noise.length !== this.manifest.noise_dim) {
       throw new RangeError(`a face of this model has ${this.manifest.noise_dim} noise values and ${T} labels, `
@@ -233,7 +320,7 @@ export class Generator {
     const noise = varyNoise(Float32Array.from(face.noise), { n, seed, angle });
     const labels = new Float32Array(n * T);
     for (let i = 0; i < n; i++) labels.set(face.labels, i * T);
-    return this.faces(noise, labels, await this.run(noise, labels, n), seed);
+    return this.upscale(this.faces(noise, labels, await this.run(noise, labels, n), seed), scale, { onProgress });
   }
 
   /** Split a batch into faces (see the class comment). */
@@ -253,13 +340,14 @@ export class Generator {
     });
   }
 
-  /** Free the model once the runs already queued are done; later runs fail. */
-  release() {
-    return this.engine.release();
+  /** Free the model (and the upscaler, if loaded) once the runs already queued are done; later runs fail. */
+  async release() {
+    const upscaler = this.upscaling && await this.upscaling.catch(() => null);
+    await Promise.all([this.engine.release(), upscaler?.engine.release()]);
   }
 }
 
-/** Draw one face into `canvas` at its own size (scale it with CSS, `image-rendering: pixelated`). */
+/** Draw one face into `canvas` at its own size (64 px for the bundled model, 128 or 256 px upscaled). */
 export function drawFace(canvas, face) {
   canvas.width = face.width;
   canvas.height = face.height;

@@ -70,14 +70,21 @@ const noiseText = ({ ref, noise }) => ref ?? encodeFloats(noise);
  * as "seed.index" or, for a face without one (an interpolation frame, a variation), the Float32 noise in
  * base64url. A batch of variations (`variations`: { seed, ref, noise, labels } of the face varied) is
  * v (the variations' seed), of (the face's noise, as lock), y (its labels, Float32 in base64url), n and m.
+ * Either kind ends with hd (2 or 4: faces shown upscaled to that many times the model's size) when HD is on,
+ * and hg=1 when the result grid is shown in HD too.
  */
-export function encodeState({ seed, tagSeed, n, choices, lock, model, variations }, manifest) {
+export function encodeState({ seed, tagSeed, n, choices, lock, model, variations, hd = 1, hdGrid = false }, manifest) {
+  const withHd = (params) => {
+    if (hd > 1) params.set('hd', String(hd));
+    if (hd > 1 && hdGrid) params.set('hg', '1');
+    return params.toString();
+  };
   if (variations) {
     const params = new URLSearchParams({
       v: String(variations.seed), of: noiseText(variations), y: encodeFloats(variations.labels), n: String(n),
     });
     if (model) params.set('m', model);
-    return params.toString();
+    return withHd(params);
   }
   const { on, off } = chosenTags(manifest, choices);
   const params = new URLSearchParams({ s: String(seed), t: String(tagSeed), n: String(n) });
@@ -85,8 +92,11 @@ export function encodeState({ seed, tagSeed, n, choices, lock, model, variations
   if (off.length) params.set('off', off.join(','));
   if (lock) params.set('lock', noiseText(lock));
   if (model) params.set('m', model);
-  return params.toString();
+  return withHd(params);
 }
+
+/** The HD sizes a link may ask for (times the model's resolution); 1 is HD off. */
+export const HD_SCALES = [1, 2, 4];
 
 /** A link's noise text (noiseText) read back: { ref, seed, index }, { noise }, or null if it is neither. */
 function readNoiseText(text, manifest) {
@@ -103,9 +113,10 @@ function readNoiseText(text, manifest) {
  * Inverse of encodeState. A link may be hand-edited, truncated or made for another model: a part that
  * cannot be used (a seed that is not a whole number, a tag the model lacks, a lock that is neither
  * "seed.index" nor noise of the model's size, two tags of an at-most-one group at once, labels that are
- * not one value in [0, 1] per tag) is left out, and its key listed in `dropped`, so the page can say so
- * and still draw the rest. Never throws. `variations` ({ seed, of (as `lock`), labels }) is null unless v,
- * of and y can all be used.
+ * not one value in [0, 1] per tag, an hd that is not 2 or 4) is left out, and its key listed in `dropped`,
+ * so the page can say so and still draw the rest. Never throws. `variations` ({ seed, of (as `lock`),
+ * labels }) is null unless v, of and y can all be used; hd is null where the link does not say, and hdGrid
+ * true only for hg=1.
  */
 export function decodeState(hash, manifest) {
   const params = new URLSearchParams(hash.replace(/^#/, ''));
@@ -149,8 +160,14 @@ export function decodeState(hash, manifest) {
     if (!labelsOk) dropped.add('y');
     if (seed !== null && face && labelsOk) variations = { seed, of: face, labels };
   }
+  let hd = null;
+  if (params.has('hd')) {
+    hd = HD_SCALES.find((scale) => String(scale) === params.get('hd')) ?? null;
+    if (hd === null) dropped.add('hd');
+  }
   return {
-    seed: uint('s'), tagSeed: uint('t'), n: uint('n', 1), choices, lock, model: params.get('m'), variations,
+    seed: uint('s'), tagSeed: uint('t'), n: uint('n', 1), choices, lock, model: params.get('m'), variations, hd,
+    hdGrid: params.get('hg') === '1',
     dropped: [...dropped],
   };
 }

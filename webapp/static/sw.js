@@ -17,12 +17,14 @@
 // and deletes the old versions last. A connection lost half-way leaves the previous set whole.
 //
 // URLs are read relative to the worker's scope, so a static build works from a sub-folder of a site:
-// static/<v>/..., ort/<v>/... and, in a static build, model/<v>/... carry their version in the path;
-// `kyara serve`'s model files carry it in ?v=<sha256>.
+// static/<v>/..., ort/<v>/... and, in a static build, model/<v>/... and upscaler/<v>/... carry their version
+// in the path; `kyara serve`'s model and upscaler files carry it in ?v=<sha256>. The upscaler's files are
+// handed over only once a visitor has asked for HD faces.
 
 const CACHE = 'kyara';
 const SCOPE = new URL(self.registration.scope);
-const IN_VERSIONED_FOLDER = /^(static|ort|model)\/[^/]+\/(.+)$/;
+const IN_VERSIONED_FOLDER = /^(static|ort|model|upscaler)\/[^/]+\/(.+)$/;
+const WITH_SHA256 = /^(model|upscaler)\//;   // kyara serve's folders whose files carry ?v=<sha256>
 
 /** The URL's path below the scope ('' for the page itself). */
 function local(url) {
@@ -39,7 +41,7 @@ function fileKey(url) {
  * empty ?v= (a manifest without sha256) names no version: that file is fetched network-first. */
 function isVersioned(url) {
   const path = local(url);
-  return IN_VERSIONED_FOLDER.test(path) || (path.startsWith('model/') && Boolean(new URL(url).searchParams.get('v')));
+  return IN_VERSIONED_FOLDER.test(path) || (WITH_SHA256.test(path) && Boolean(new URL(url).searchParams.get('v')));
 }
 
 /**
