@@ -60,11 +60,12 @@ def truncations(text: str) -> list[float]:
 
 
 def upscale_methods(text: str) -> list[str]:
-    """One or two ways to enlarge a face, comma-separated: "waifu2x", "bicubic" or "waifu2x,bicubic"."""
+    """One or two ways to enlarge a face, comma-separated: "upscaler" (the bundled one), "bicubic" or an
+    upscaler folder's path (checked when the command runs)."""
     methods = [part.strip() for part in text.split(",")]
-    unknown = [m for m in methods if m not in ("waifu2x", "bicubic")]
-    if unknown or len(set(methods)) != len(methods):
-        raise argparse.ArgumentTypeError(f"must be waifu2x, bicubic or both, comma-separated, got {text!r}")
+    if "" in methods or len(set(methods)) != len(methods):
+        raise argparse.ArgumentTypeError(f"must be one or two of upscaler, bicubic or an upscaler folder, "
+                                         f"comma-separated, got {text!r}")
     return methods
 
 

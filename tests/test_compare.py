@@ -240,8 +240,8 @@ def test_hd_blind_sheets_show_upscaled_faces_at_their_size_and_count_sources(run
     key = json.loads((out / "key.json").read_text())
     data = PackedSet.open(packed)
     side = 2 * data.images.shape[1]
-    real_kind = f"real (val split of {packed}), x2 waifu2x"
-    assert key["counts"] == {f"{run_dir}, x2 waifu2x": 3, real_kind: 3}
+    real_kind = f"real (val split of {packed}), x2 upscaler"
+    assert key["counts"] == {f"{run_dir}, x2 upscaler": 3, real_kind: 3}
     sheet = np.asarray(Image.open(out / "sheet_01.png"))
     assert sheet.shape[1] == COLS * side
     val = {upscaled(data.images[i][None], 2)[0].tobytes() for i in data.indices("val")}
@@ -260,12 +260,24 @@ def test_hd_blind_sheets_show_upscaled_faces_at_their_size_and_count_sources(run
     assert capsys.readouterr().out.splitlines()[-1] == "source told right: 5 of 6 faces (83%; 50 % is chance)"
 
 
-def test_hd_blind_a_b_of_two_upscalers_is_paired_on_one_model(run: tuple[Path, Path], tmp_path: Path) -> None:
-    """waifu2x against bicubic on one model, paired: twins are the same face enlarged two ways."""
+def test_hd_blind_a_b_of_two_upscalers_is_paired_on_one_model(run: tuple[Path, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """The bundled upscaler against bicubic, or against another upscaler folder, on one model, paired: twins
+    are the same face enlarged two ways. A folder that is no upscaler is refused before anything is drawn."""
+    from training.evaluate import upscaled
+
     run_dir, _ = run
-    out = tmp_path / "ab"
-    assert main(["blind", str(run_dir), "--scale", "2", "--upscale", "waifu2x,bicubic", "--paired", "-n", "3",
-                 "-o", str(out)]) == 0
-    key = json.loads((out / "key.json").read_text())
-    assert key["counts"] == {f"{run_dir}, x2 waifu2x": 3, f"{run_dir}, x2 bicubic": 3}
-    assert all("twin" in face for face in key["faces"])
+    upscaler = Path(__file__).resolve().parents[1] / "models" / "upscaler"
+    for other in ("bicubic", str(upscaler)):
+        out = tmp_path / Path(other).name
+        assert main(["blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{other}", "--paired", "-n", "3",
+                     "-o", str(out)]) == 0
+        key = json.loads((out / "key.json").read_text())
+        assert key["counts"] == {f"{run_dir}, x2 upscaler": 3, f"{run_dir}, x2 {other}": 3}
+        assert all("twin" in face for face in key["faces"])
+    faces = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+    assert np.array_equal(upscaled(faces, 2, str(upscaler)), upscaled(faces, 2))
+    assert main(["blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{tmp_path}", "-o",
+                 str(tmp_path / "x")]) == 2
+    assert "not bicubic, upscaler, or an upscaler folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

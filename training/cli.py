@@ -94,8 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "with its twin (default: each draws its own)")
     p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1,
                    help="every face (real ones too) at 2x or 4x its size, shown at that size: the page's HD")
-    p.add_argument("--upscale", type=upscale_methods, default=["waifu2x"], metavar="METHOD[,METHOD]",
-                   help="how --scale enlarges: waifu2x (the page's HD) or bicubic; both make an A/B of one model")
+    p.add_argument("--upscale", type=upscale_methods, default=["upscaler"], metavar="METHOD[,METHOD]",
+                   help="how --scale enlarges: upscaler (the bundled one, the page's HD), bicubic, or an upscaler "
+                        "folder; two make an A/B of one model")
     p.add_argument("-o", "--out", required=True, help="folder for sheet_NN.png and key.json")
     p.set_defaults(func=_blind)
 

@@ -18,12 +18,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
 from training.blind import FACE, LABEL, blind_sheets, enlarged
-from training.evaluate import Source, draw, open_source, truncated, upscaled
+from training.evaluate import BUNDLED_UPSCALER, Source, draw, open_source, truncated, upscaled
 from training.grid import save_png
 
 
 def _entries(models: Sequence[str | Path], truncations: Sequence[float], scale: int = 1,
-             methods: Sequence[str] = ("waifu2x",)) -> list[tuple[str, Source]]:
+             methods: Sequence[str] = (BUNDLED_UPSCALER,)) -> list[tuple[str, Source]]:
     """(name, source) for each model at each truncation (and, at a scale above 1, each upscaling method),
     in that order."""
     if not truncations:
@@ -98,7 +98,7 @@ def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | P
 def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, seed: int = 0,
                     truncations: Sequence[float] = (1.0,), data: str | Path | None = None,
                     split: str = "val", paired: bool = False, scale: int = 1,
-                    methods: Sequence[str] = ("waifu2x",)) -> dict:
+                    methods: Sequence[str] = (BUNDLED_UPSCALER,)) -> dict:
     """Blind sheets of n faces of each of two kinds, tags drawn from the priors as the page draws them:
     a model (at a truncation) against n real faces of `data`, or two (model, truncation) entries against
     each other. Each entry draws its own noise, so no face on the sheet has a twin to be matched with.
@@ -109,11 +109,14 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
     must have been trained on the same tags and priors).
 
     `scale` 2 or 4 shows every face at that many times its size, at that size on the sheet, upscaled by each
-    of `methods` ("waifu2x", the page's HD; "bicubic"): two methods make an A/B of one model, and real faces
-    are upscaled by the one method, as the generated faces beside them."""
+    of `methods` ("upscaler", the page's HD; "bicubic"; or another upscaler folder): two methods make an A/B
+    of one model, and real faces are upscaled by the one method, as the generated faces beside them."""
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
-    methods = tuple(methods) if scale > 1 else ("waifu2x",)
+    methods = tuple(methods) if scale > 1 else (BUNDLED_UPSCALER,)
+    for method in methods:      # before any model runs: a wrong folder fails at once
+        if method not in ("bicubic", BUNDLED_UPSCALER) and not (Path(method) / "manifest.json").is_file():
+            raise ValueError(f"--upscale {method}: not bicubic, upscaler, or an upscaler folder with manifest.json")
     wanted = len(models) * len(truncations) * len(methods)
     if wanted not in (1, 2):
         raise ValueError(f"kyara blind compares one model with real faces or two with each other; "

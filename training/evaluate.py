@@ -146,22 +146,22 @@ def _onnx_source(path: Path) -> Source:
                   noise_input.get("truncation", 1.0))   # models exported before truncation have none
 
 
-UPSCALE_METHODS = ("waifu2x", "bicubic")
+BUNDLED_UPSCALER = "upscaler"     # the `upscaled` method that means the repository's models/upscaler
 
 
-def upscaled(faces: np.ndarray, scale: int, method: str = "waifu2x") -> np.ndarray:
-    """uint8 N x H x W x 3 faces at `scale` times their size: through the repository's upscaler (waifu2x, as
-    the page's HD faces are drawn) or bicubic (as a browser enlarges a picture). Scale 1: the faces."""
-    if method not in UPSCALE_METHODS:
-        raise ValueError(f"upscaling must be one of {', '.join(UPSCALE_METHODS)}, got {method!r}")
+def upscaled(faces: np.ndarray, scale: int, method: str = BUNDLED_UPSCALER) -> np.ndarray:
+    """uint8 N x H x W x 3 faces at `scale` times their size: "bicubic" (as a browser enlarges a picture),
+    "upscaler" (the repository's upscaler, as the page's HD faces are drawn) or the path of another upscaler
+    folder (`kyara upscaler`). Scale 1: the faces."""
     if scale == 1:
         return faces
     if method == "bicubic":
         size = (faces.shape[2] * scale, faces.shape[1] * scale)
         return np.stack([np.asarray(Image.fromarray(face).resize(size, Image.BICUBIC)) for face in faces])
-    from export.runtime import Upscaler
+    from export.runtime import DEFAULT_UPSCALER, Upscaler
+    upscaler = Upscaler(DEFAULT_UPSCALER if method == BUNDLED_UPSCALER else method)
     rgba = np.concatenate([faces, np.full((*faces.shape[:3], 1), 255, np.uint8)], axis=3)
-    return np.ascontiguousarray(Upscaler().upscale(rgba, scale)[..., :3])
+    return np.ascontiguousarray(upscaler.upscale(rgba, scale)[..., :3])
 
 
 # --- what is asked of the generator ----------------------------------------------------------------
