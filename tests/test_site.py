@@ -4,6 +4,7 @@ the service worker has taken over, and the same pixels as `kyara serve`."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -39,8 +40,8 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def linked_folders(html: str) -> dict[str, str]:
-    """The versioned folders the page names: {'static': 'static/<v>/', 'ort': ..., 'model': ...}."""
-    bases = dict(re.findall(r'<meta name="kyara-(static|ort|model)-base" content="([^"]*)">', html))
+    """The versioned folders the page names: {'static': 'static/<v>/', 'ort': ..., 'model': ..., 'upscaler': ...}."""
+    bases = dict(re.findall(r'<meta name="kyara-(static|ort|model|upscaler)-base" content="([^"]*)">', html))
     return bases
 
 
@@ -56,7 +57,7 @@ def test_site_is_the_served_files_in_versioned_folders_with_gzip_copies(site):
     files = tree(site)
     html = files["index.html"].decode()
     bases = linked_folders(html)
-    assert set(bases) == {"static", "ort", "model"}
+    assert set(bases) == {"static", "ort", "model", "upscaler"}
     for kind, base in bases.items():
         assert re.fullmatch(rf"{kind}/[0-9a-f]{{16}}/", base), base         # relative: works from a sub-folder
     model = bases["model"]
@@ -128,6 +129,138 @@ def test_refuses_a_folder_it_did_not_make_and_a_broken_model(site, tmp_path, cap
     assert code == 2 and "\n" not in err and "sha256" in err and default in err
     assert tree(out) == before
     assert not list(tmp_path.glob(".site*"))                      # no half-built folder left beside it
+
+
+def user_folder(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "precious.txt").write_text("precious")
+    return folder
+
+
+def assert_refused(argv: list[str], capsys, *says: str) -> None:
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
+    for text in says:
+        assert text in err, err
+
+
+@pytest.mark.parametrize("record", [
+    "{}",
+    '{"format": "kyara-site/2"}',
+    '{"format": "kyara-site/2", "written": {}}',
+    '{"format": "kyara-site/2", "written": {"precious.txt": "not a sha256"}}',
+    '{"format": "kyara-site/2", "written": {"../elsewhere/x": "' + "0" * 64 + '"}}',
+    '{"format": "kyara-site/2", "written": {"/etc/passwd": "' + "0" * 64 + '"}}',
+    '{"format": "kyara-site/2", "written": ["precious.txt"]}',
+    '{"format": "kyara-site/9", "written": {"index.html": "' + "0" * 64 + '"}}',
+    "not json",
+    "[]",
+])
+def test_a_forged_record_is_refused_and_nothing_deleted(tmp_path, record, capsys):
+    """`echo '{}' > forged/kyara-site.json; kyara build-site forged` exited 0 and precious.txt was gone: the
+    record's contents were never checked."""
+    forged = user_folder(tmp_path, "forged")
+    (forged / "kyara-site.json").write_text(record)
+    before = tree(forged)
+    assert_refused(["build-site", str(forged)], capsys, "is not a folder made by `kyara build-site`")
+    assert tree(forged) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forged"]
+
+
+def test_a_record_that_lists_a_file_it_did_not_write_does_not_delete_it(site, tmp_path, capsys):
+    """A valid record naming a file with another sha256 (what a build did not write): the file is kept."""
+    out = tmp_path / "site"
+    shutil.copytree(site, out)
+    record = json.loads((out / "kyara-site.json").read_text())
+    record["written"]["precious.txt"] = "0" * 64
+    (out / "kyara-site.json").write_text(json.dumps(record))
+    (out / "precious.txt").write_text("precious")
+    code, _, err = run_cli(["build-site", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "precious.txt").read_text() == "precious"
+
+
+def test_a_build_of_the_older_format_is_refused_with_what_to_do(site, tmp_path, capsys):
+    """kyara-site/1 records list no files: the build cannot tell its files from the user's."""
+    old = tmp_path / "old"
+    shutil.copytree(site, old)
+    record = json.loads((old / "kyara-site.json").read_text())
+    del record["written"]
+    record["format"] = "kyara-site/1"
+    (old / "kyara-site.json").write_text(json.dumps(record))
+    before = tree(old)
+    assert_refused(["build-site", str(old)], capsys, "made by an older `kyara build-site`", "remove the folder by hand")
+    assert tree(old) == before
+
+
+def test_a_temporary_folder_it_did_not_make_is_refused_and_kept(tmp_path, capsys):
+    """A stray .newsite.tmp/ holding a user's file was removed without a check."""
+    stray = user_folder(tmp_path, ".newsite.tmp")
+    assert_refused(["build-site", str(tmp_path / "newsite")], capsys, str(stray), "was not left by an earlier run")
+    assert tree(stray) == {"precious.txt": b"precious"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".newsite.tmp"]
+
+
+def test_a_rebuild_replaces_only_the_earlier_builds_files_and_keeps_yours(site, tmp_path, capsys):
+    """Over a genuine earlier build, with a new model: the files the earlier build wrote go, the new build's
+    come, and what the user put in the folder (a file, a folder, a file in a versioned folder, a build
+    file changed since the build and not written again) stays at its path."""
+    out = tmp_path / "site"
+    shutil.copytree(site, out)
+    old = linked_folders((out / "index.html").read_text())
+    (out / "notes.txt").write_text("mine")
+    (out / "drafts").mkdir()
+    (out / (old["static"] + "extra.css")).write_text("/* mine */")
+    (out / (old["model"] + "manifest.json")).write_text('{"edited": true}')
+    (out / "link").symlink_to(tmp_path)
+    model = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, model, ignore=shutil.ignore_patterns("eval", "README.md"))
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["version"] = "re-exported"
+    (model / "manifest.json").write_text(json.dumps(manifest))
+
+    code, said, err = run_cli(["build-site", str(out), "--model", str(model)], capsys)
+    assert code == 0 and str(out) in said, err
+    new = linked_folders((out / "index.html").read_text())
+    assert new["model"] != old["model"] and new["static"] == old["static"]
+    record = json.loads((out / "kyara-site.json").read_text())
+    assert record["format"] == "kyara-site/2"
+    yours = {"notes.txt": b"mine", old["static"] + "extra.css": b"/* mine */",
+             old["model"] + "manifest.json": b'{"edited": true}'}
+    files = tree(out)
+    assert {name: files[name] for name in yours} == yours
+    assert (out / "drafts").is_dir() and (out / "link").is_symlink() and (out / "link").resolve() == tmp_path
+    assert set(files) == set(record["written"]) | set(yours) | {"kyara-site.json"}
+    for name, sha256 in record["written"].items():
+        assert hashlib.sha256(files[name]).hexdigest() == sha256
+    assert sorted(p.name for p in (out / old["model"]).iterdir()) == ["manifest.json"]   # the rest was the build's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "site"]               # nothing left beside it
+
+    # Your file where the new build writes one is refused, untouched: the edited manifest, back to the
+    # bundled model (whose folder it is in), or index.html changed by hand.
+    before = tree(out)
+    assert_refused(["build-site", str(out)], capsys, f"{out / old['model'] / 'manifest.json'} was not written")
+    assert tree(out) == before
+    (out / "index.html").write_text("my own page")
+    before = tree(out)
+    assert_refused(["build-site", str(out), "--model", str(model)], capsys,
+                   f"{out / 'index.html'} was not written by the earlier build")
+    assert tree(out) == before
+
+
+def test_a_failed_write_leaves_the_earlier_build_and_nothing_beside_it(site, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "site"
+    shutil.copytree(site, out)
+    before = tree(out)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("webapp.site.json.dumps", disk_full)          # the record, written last
+    assert_refused(["build-site", str(out)], capsys, "No space left on device")
+    assert tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
 # ---------------------------------------------------------------- in the browser

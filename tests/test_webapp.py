@@ -434,3 +434,121 @@ def test_serve_uses_a_finite_timeout():
         assert 0 < server.RequestHandlerClass.timeout == REQUEST_TIMEOUT <= 60
     finally:
         server.server_close()
+
+
+# ---------------------------------------------------------------- manifests checked by type
+
+UPSCALER_DIR = REPO / "models" / "upscaler"
+
+
+def copy_upscaler(to: Path) -> Path:
+    to.mkdir(parents=True, exist_ok=True)
+    for path in UPSCALER_DIR.iterdir():
+        if path.name == "manifest.json" or path.suffix == ".onnx":
+            shutil.copy(path, to)
+    return to
+
+
+def without_checksums(manifest: dict) -> None:
+    """No sha256 and no bytes anywhere: the checks that remain are the types and the ONNX bytes."""
+    for entry in (manifest, *manifest.get("variants", [])):
+        entry.pop("sha256", None)
+        entry.pop("bytes", None)
+
+
+def set_key(key, value):
+    return lambda m: (without_checksums(m), m.__setitem__(key, value))
+
+
+def set_group(key, value):
+    return lambda m: (without_checksums(m), m["groups"][0].__setitem__(key, value))
+
+
+# (folder kind, change to its manifest, what the one line says); every case without a sha256 in the manifest
+BAD_MANIFESTS = {
+    "tags a string": ("model", set_key("tags", "blonde hair"), "'tags' must be a non-empty list of tag names"),
+    "tags with a number": ("model", set_key("tags", ["blonde hair", 5]), "'tags' must be a non-empty list"),
+    "groups 5": ("model", set_key("groups", 5), "'groups' must be a list of objects"),
+    "noise_dim 'x'": ("model", set_key("noise_dim", "x"), "'noise_dim' must be a whole number above 0"),
+    "noise_dim true": ("model", set_key("noise_dim", True), "'noise_dim' must be a whole number above 0"),
+    "resolution 0": ("model", set_key("resolution", 0), "'resolution' must be a whole number above 0"),
+    "resolution 64.0": ("model", set_key("resolution", 64.0), "'resolution' must be a whole number above 0"),
+    "name 5": ("model", set_key("name", 5), "'name' must be a string"),
+    "group tag unknown": ("model", set_group("tags", ["no such tag"]),
+                          "'tags' must be a non-empty list of tags from 'tags'"),
+    "priors short": ("model", set_group("priors", [0.5]), "'priors' must be one number per tag"),
+    "priors text": ("model", lambda m: (without_checksums(m), m["groups"][0].__setitem__(
+        "priors", ["0.1"] * len(m["groups"][0]["tags"]))), "'priors' must be one number per tag"),
+    "exclusive 'yes'": ("model", set_group("exclusive", "yes"), "'exclusive' must be true or false"),
+    "sha256 garbage": ("model", set_key("sha256", "abc"), "'sha256' must be 64 hex digits"),
+    "variant bytes text": ("model", lambda m: m["variants"][0].__setitem__("bytes", "many"),
+                           "'bytes' must be a whole number"),
+    "scale '2'": ("upscaler", set_key("scale", "2"), "'scale' must be 2"),
+    "scale 4": ("upscaler", set_key("scale", 4), "'scale' must be 2"),
+}
+
+
+def bad_folder(tmp_path: Path, kind: str, change) -> tuple[Path, list[str]]:
+    """A copy of the bundled model or upscaler with `change` applied to its manifest, and the options that
+    name it."""
+    folder = (copy_model if kind == "model" else copy_upscaler)(tmp_path / kind)
+    write_manifest(folder, change)
+    return folder, [f"--{kind}", str(folder)]
+
+
+def assert_refused_in_one_line(argv: list[str], capsys, *says: str) -> str:
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
+    assert err.startswith(f"kyara {argv[0]}: ")
+    for text in says:
+        assert text in err, err
+    return err
+
+
+@pytest.mark.parametrize("case", list(BAD_MANIFESTS))
+def test_manifest_fields_are_checked_by_type(tmp_path, case, capsys):
+    """Without a sha256, `serve` and `build-site` took `tags` as a string, `groups` 5, `noise_dim` "x"."""
+    kind, change, says = BAD_MANIFESTS[case]
+    folder, options = bad_folder(tmp_path, kind, change)
+    with pytest.raises(ValueError, match="manifest.json: "):
+        create_app(**{"model_dir" if kind == "model" else "upscaler_dir": folder})
+    assert_refused_in_one_line(["serve", *options], capsys, str(folder / "manifest.json"), says)
+    out = tmp_path / "site"
+    assert_refused_in_one_line(["build-site", str(out), *options], capsys, str(folder / "manifest.json"), says)
+    assert not out.exists() and not list(tmp_path.glob(".site*"))
+
+
+@pytest.mark.parametrize("kind", ["model", "upscaler"])
+@pytest.mark.parametrize("content, says", [
+    (b"", "an empty file"),
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "not an ONNX file"),
+    (b"<!DOCTYPE html><html>Not found</html>", "not an ONNX file"),
+    (bytes(range(256)) * 4, "not an ONNX file"),
+])
+def test_onnx_file_that_is_empty_or_not_onnx_is_refused(tmp_path, kind, content, says, capsys):
+    """With no sha256 in the manifest, an empty or garbage model file was served."""
+    folder, options = bad_folder(tmp_path, kind, without_checksums)
+    default = json.loads((folder / "manifest.json").read_text())["file"]
+    (folder / default).write_bytes(content)
+    for argv in (["serve", *options], ["build-site", str(tmp_path / "site"), *options]):
+        assert_refused_in_one_line(argv, capsys, f"{folder / default}: {says}")
+    assert not (tmp_path / "site").exists()
+
+
+def test_size_in_the_manifest_is_checked(tmp_path, capsys):
+    """A manifest with `bytes` but no sha256: a truncated copy is refused by its size."""
+    model = copy_model(tmp_path / "model")
+    manifest = json.loads((model / "manifest.json").read_text())
+    write_manifest(model, lambda m: [entry.pop("sha256", None) for entry in (m, *m["variants"])])
+    data = (model / manifest["file"]).read_bytes()
+    (model / manifest["file"]).write_bytes(data[:-10])
+    assert_refused_in_one_line(["serve", "--model", str(model)], capsys,
+                               f"{model / manifest['file']}: {len(data) - 10} bytes")
+
+
+def test_typed_checks_accept_the_bundled_folders_without_checksums(tmp_path):
+    """The checks refuse wrong types, not manifests that simply lack a sha256."""
+    model, _ = bad_folder(tmp_path, "model", without_checksums)
+    upscaler, _ = bad_folder(tmp_path, "upscaler", without_checksums)
+    client = create_app(model, upscaler_dir=upscaler).test_client()
+    assert client.get("/model/manifest.json").status_code == 200

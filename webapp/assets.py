@@ -19,7 +19,9 @@ import errno
 import gzip
 import hashlib
 import json
+import math
 import os
+import re
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +39,7 @@ ORT_FILES = (
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
 NAME_MAX = 255     # bytes in one file name on Linux, macOS and Windows file systems
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # What is worth compressing: text, WebAssembly and ONNX (the int8 model shrinks by a fifth, the fp32 one by
 # a tenth). A copy that saves less than GZIP_MIN_SAVING of the bytes is not kept.
@@ -112,10 +115,98 @@ def _plain_name(name: object, where: Path) -> str:
     return name
 
 
-# The keys a served manifest must have, and the command that makes such a folder, for each kind of folder.
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_int(value: object, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value) and value.isprintable()
+
+
+def _check_common(manifest: dict, path: Path) -> None:
+    """The fields of both kinds of manifest that the page or the server read, where present."""
+    for key in ("name", "version", "format"):
+        if key in manifest and not isinstance(manifest[key], str):
+            raise ValueError(f"{path}: {key!r} must be a string, got {_show(manifest[key])}")
+    entries = [("the manifest", manifest), *((f"variant {i}", v) for i, v in enumerate(manifest.get("variants", [])))]
+    for where, entry in entries:
+        sha256 = entry.get("sha256")
+        if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+            raise ValueError(f"{path}: {where}'s 'sha256' must be 64 hex digits, got {_show(sha256)}")
+        if "bytes" in entry and entry["bytes"] is not None and not _is_int(entry["bytes"], 0):
+            raise ValueError(f"{path}: {where}'s 'bytes' must be a whole number, got {_show(entry['bytes'])}")
+        if "precision" in entry and not isinstance(entry["precision"], str):
+            raise ValueError(f"{path}: {where}'s 'precision' must be a string, got {_show(entry['precision'])}")
+        config = entry.get("session_config", {})
+        if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in config.items()):
+            raise ValueError(f"{path}: {where}'s 'session_config' must map strings to strings, "
+                             f"got {_show(config)}")
+
+
+def _check_model(manifest: dict, path: Path) -> None:
+    """A generator's fields, as the page, kyara.js and export.runtime use them (docs/model-contract.md)."""
+    tags = manifest["tags"]
+    if not isinstance(tags, list) or not tags or not all(_is_text(tag) for tag in tags):
+        raise ValueError(f"{path}: 'tags' must be a non-empty list of tag names, got {_show(tags)}")
+    if len(set(tags)) != len(tags):
+        raise ValueError(f"{path}: 'tags' names a tag twice")
+    for key in ("noise_dim", "resolution"):
+        if not _is_int(manifest[key]):
+            raise ValueError(f"{path}: {key!r} must be a whole number above 0, got {_show(manifest[key])}")
+    groups = manifest["groups"]
+    if not isinstance(groups, list) or not all(isinstance(group, dict) for group in groups):
+        raise ValueError(f"{path}: 'groups' must be a list of objects, got {_show(groups)}")
+    known = set(tags)
+    for i, group in enumerate(groups):
+        where = f"group {i}"
+        if not _is_text(group.get("name")):
+            raise ValueError(f"{path}: {where}'s 'name' must be a non-empty string, got {_show(group.get('name'))}")
+        where = f"group {group['name']!r}"
+        for key in ("exclusive", "at_most_one"):
+            if (key in group or key == "exclusive") and not isinstance(group.get(key), bool):
+                raise ValueError(f"{path}: {where}'s {key!r} must be true or false, got {_show(group.get(key))}")
+        members = group.get("tags")
+        if (not isinstance(members, list) or not members
+                or not all(isinstance(tag, str) and tag in known for tag in members)):
+            raise ValueError(f"{path}: {where}'s 'tags' must be a non-empty list of tags from 'tags', "
+                             f"got {_show(members)}")
+        priors = group.get("priors")
+        if (not isinstance(priors, list) or len(priors) != len(members)
+                or not all(_is_number(prior) for prior in priors)):
+            raise ValueError(f"{path}: {where}'s 'priors' must be one number per tag, got {_show(priors)}")
+
+
+def _check_upscaler(manifest: dict, path: Path) -> None:
+    """The upscaler's scale: kyara.js runs x2 networks (x4 is x2 twice)."""
+    if manifest["scale"] != 2 or isinstance(manifest["scale"], bool):
+        raise ValueError(f"{path}: 'scale' must be 2 (an x2 upscaler made by `kyara upscaler`), "
+                         f"got {_show(manifest['scale'])}")
+
+
+def looks_like_onnx(data: bytes) -> bool:
+    """Whether `data` starts as an ONNX file does: a ModelProto, whose first field is ir_version (field 1, a
+    varint: bytes 08 NN), followed by the key of another of its fields (producer_name, graph, opset_import,
+    ...). A cheap check without the onnx package, which catches an empty file, a text or HTML file saved
+    under the name, an LFS pointer or random bytes; the browser checks the rest."""
+    return (len(data) > 2 and data[0] == 0x08 and 0 < data[1] < 0x80
+            and data[2] < 0x80 and data[2] & 7 in (0, 2) and 2 <= data[2] >> 3 <= 15)
+
+
+# The keys a served manifest must have, the command that makes such a folder and the check of the fields'
+# types, for each kind of folder.
 MANIFEST_KINDS = {
-    "model": (("tags", "groups", "noise_dim", "resolution", "file"), "kyara export"),
-    "upscaler": (("scale", "file"), "kyara upscaler"),
+    "model": (("tags", "groups", "noise_dim", "resolution", "file"), "kyara export", _check_model),
+    "upscaler": (("scale", "file"), "kyara upscaler", _check_upscaler),
 }
 
 
@@ -135,9 +226,11 @@ class ServedModel:
     def load(cls, directory: str | os.PathLike, kind: str = "model") -> ServedModel:
         """Read and check the model (`kind` "model", a generator) or upscaler (`kind` "upscaler") in
         `directory`. Every problem is one line naming the file: a missing manifest or model file
-        (FileNotFoundError), invalid JSON, a file name that is not a plain name, a symbolic link, or a file
-        whose sha256 is not the manifest's (ValueError)."""
-        required, made_by = MANIFEST_KINDS[kind]
+        (FileNotFoundError), invalid JSON, a file name that is not a plain name, a field of the wrong type
+        (`tags` a string, `noise_dim` "x", a group without a prior per tag, an upscaler's `scale` not 2), a
+        symbolic link, a file whose sha256 or size is not the manifest's, or a file that is empty or does
+        not start like an ONNX file (ValueError): the types and the ONNX check hold without a sha256 too."""
+        required, made_by, check_fields = MANIFEST_KINDS[kind]
         directory = Path(directory).resolve()
         path = directory / "manifest.json"
         if not path.is_file():
@@ -161,6 +254,9 @@ class ServedModel:
 
         versions = {_plain_name(v.get("file"), path): str(v.get("sha256") or "") for v in variants}
         versions.setdefault(_plain_name(manifest["file"], path), str(manifest.get("sha256") or ""))
+        _check_common(manifest, path)
+        check_fields(manifest, path)
+        sizes = {v["file"]: v["bytes"] for v in variants if v.get("bytes") is not None}
         for name in versions:
             if not (directory / name).exists() and not (directory / name).is_symlink():
                 raise FileNotFoundError(f"{directory / name} does not exist (named in {path})")
@@ -172,6 +268,12 @@ class ServedModel:
                     f"{directory / name}: its sha256 is {blob.sha256[:16]}..., {path} says {sha256[:16]}...: "
                     "the file is incomplete or from another export; copy or export it again"
                 )
+            if name in sizes and len(blob.data) != sizes[name]:
+                raise ValueError(f"{directory / name}: {len(blob.data)} bytes, {path} says {sizes[name]}: the file is "
+                                 "incomplete or from another export; copy or export it again")
+            if not looks_like_onnx(blob.data):
+                raise ValueError(f"{directory / name}: " + ("an empty file" if not blob.data else "not an ONNX file")
+                                 + f" (named in {path}); copy or export it again")
         return cls(directory, manifest, manifest_file, files, versions)
 
     @property

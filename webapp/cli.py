@@ -23,12 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--upscaler", help="upscaler folder for HD faces, made by `kyara upscaler` (default: the repo's "
                                       "models/upscaler)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: loopback only; 0.0.0.0, :: or '' listen on every "
+                        "interface, and the page is then reachable from other machines)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("build-site", help="write the page, onnxruntime-web and the model as plain files for "
                                           "any static file server")
-    p.add_argument("out", help="folder to write (new, or an earlier build, which is replaced)")
+    p.add_argument("out", help="folder to write (new, or an earlier build: the files it wrote are replaced, "
+                               "any other file in it is kept)")
     p.add_argument("--model", help="exported model folder with manifest.json (default: the repo's models/default)")
     p.add_argument("--upscaler", help="upscaler folder for HD faces, made by `kyara upscaler` (default: the repo's "
                                       "models/upscaler)")
@@ -36,16 +39,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import sys
+
     from webapp import create_app
-    from webapp.server import serve
+    from webapp.server import listen_address, page_url, serve
     app = create_app(args.model, upscaler_dir=args.upscaler)
     try:
         server = serve(app, args.host, args.port)
     except OSError as exc:
-        raise ValueError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot listen on {listen_address(args.host)}:{args.port}: {exc.strerror or exc}") from None
     model = app.extensions["kyara"]["model"]
-    print(f"kyara serve: {model.manifest.get('name', 'model')} from {model.directory} "
-          f"on http://{args.host}:{server.port}/ (for local use; see the README for a public host)", flush=True)
+    url, reachable = page_url(server)
+    print(f"kyara serve: {model.manifest.get('name', 'model')} from {model.directory} on {url}"
+          + ("" if reachable else " (for local use; see docs/deploy.md for a public host)"), flush=True)
+    if reachable:
+        print(f"kyara serve: {reachable}", file=sys.stderr, flush=True)
     # Werkzeug's threaded server is enough here: every request is a file sent from memory, the browser
     # does the work.
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import mimetypes
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from werkzeug.wsgi import wrap_file
@@ -47,6 +48,18 @@ CSP = "; ".join((
     "form-action 'none'",
     "frame-ancestors 'none'",
 ))
+
+# On every answer, errors included: cross-origin isolation for wasm threads, the CSP, no MIME sniffing. The
+# app adds them to what Flask answers; webapp.server adds them to what its server writes itself (a
+# malformed request, a request that took too long, 503 for too many connections).
+SECURITY_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def _kyara(key: str):
@@ -87,8 +100,12 @@ def _cache(response: Response, immutable: bool) -> None:
 
 
 def _route(rule: str, **options):
-    """A GET route without Flask's automatic OPTIONS answer: every other method gets 405."""
-    return bp.route(rule, methods=["GET"], provide_automatic_options=False, **options)
+    """A GET route without Flask's automatic OPTIONS answer: every other method gets 405. No redirects:
+    Werkzeug answers `//` in a path, or a missing trailing slash, with an absolute Location built from the
+    request's Host header (`Host: evil.example` came back as `Location: http://evil.example/...`); such
+    paths are 404 instead."""
+    return bp.route(rule, methods=["GET"], provide_automatic_options=False, merge_slashes=False,
+                    strict_slashes=False, **options)
 
 
 def page_html(static_base: str, ort_base: str, model_base: str, upscaler_base: str) -> str:
@@ -154,13 +171,16 @@ def upscaler_file(name: str) -> Response:
 
 @bp.after_app_request
 def security_headers(response: Response) -> Response:
-    """On every answer, errors included: cross-origin isolation for wasm threads, and the CSP."""
-    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    """On every answer, errors included: SECURITY_HEADERS. A Location never names a host: Kyara never sends
+    a visitor to another site, and Werkzeug builds absolute ones from the request's Host header, so any
+    absolute Location is cut to its path (the routes make no redirects; this keeps a future one safe)."""
+    response.headers.update(SECURITY_HEADERS)
+    location = response.headers.get("Location")
+    if location:
+        parts = urlsplit(location)
+        if parts.scheme or parts.netloc:
+            response.headers["Location"] = urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query,
+                                                       parts.fragment))
     # make_conditional() adds a Date header, and so does every HTTP server (Werkzeug's included): the
     # server's is the one that stays.
     response.headers.remove("Date")
