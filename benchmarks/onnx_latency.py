@@ -54,7 +54,7 @@ def main() -> None:
             configs[".no_config"] = {}
         sessions = {k: open_session(folder / variant["file"], args.threads, c) for k, c in configs.items()}
         for batch in (1, 16):
-            for suffix, session in sessions.items():       # side by side, so that the box's noise hits both
+            for suffix, session in sessions.items():       # side by side, so that the machine's noise hits both
                 ms = latency_ms(session, generator_inputs(manifest, batch, seed=0), args.runs)
                 print(f"{prefix}{suffix}.latency_batch{batch}: {ms:.1f} ms")
 
