@@ -32,6 +32,18 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def count_at_most(most: int) -> Callable[[str], int]:
+    """1, 2, ... up to `most`: a count of faces that is refused up front where a bigger one would only fill
+    the memory or the disk (the command's --help says the bound)."""
+    def parse(text: str) -> int:
+        value = _whole_number(text, 1)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most:,}, got {text!r}; run the command several "
+                                             "times with other seeds for more")
+        return value
+    return parse
+
+
 def fraction(text: str) -> float:
     """A share of something that must leave some over: 0 <= f < 1 (e.g. the validation split)."""
     try:

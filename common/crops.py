@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from common.files import write_bytes_atomic
+from common.files import write_bytes_atomic, writing
 
 CROPS, DONE = "crops.jsonl", "done.jsonl"
 DUPLICATE_BITS = 6      # perceptual hashes this close (of 64 bits) are the same picture
@@ -147,7 +147,7 @@ def _append(path: Path, records: list[dict]) -> None:
     """Append whole lines in one write, flushed to disk before the caller goes on."""
     if not records:
         return
-    with open(path, "a", encoding="utf-8") as f:
+    with writing(path), open(path, "a", encoding="utf-8") as f:
         f.write("".join(json.dumps(r) + "\n" for r in records))
         f.flush()
         os.fsync(f.fileno())

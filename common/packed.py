@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.files import atomic_dir
+from common.files import atomic_dir, read_json
 from common.vocab import Vocabulary
 
 IMAGES, LABELS, META = "images.npy", "labels.npy", "meta.json"
@@ -60,14 +60,40 @@ class PackedSet:
 
     @classmethod
     def open(cls, path: str | Path) -> "PackedSet":
+        """Open a packed set, checked before anything reads it: each problem is a one-line ValueError naming
+        the file (a broken meta.json, an array of the wrong type or shape, a truncated or pickled .npy, files
+        that disagree on the number of images)."""
         path = Path(path)
         for name in (IMAGES, LABELS, META):
             if not (path / name).is_file():
                 raise FileNotFoundError(f"{path}: not a packed set (missing {name}); make one with `kyara pack`")
-        meta = json.loads((path / META).read_text())
-        images = np.load(path / IMAGES, mmap_mode="r")
-        labels = np.load(path / LABELS)
-        return cls(path, images, labels, Vocabulary.from_json(meta["vocabulary"]), meta)
+        meta = read_json(path / META)
+        try:
+            vocab = Vocabulary.from_json(meta.get("vocabulary"))
+        except ValueError as exc:
+            raise ValueError(f"{path / META}: 'vocabulary': {exc}") from None
+        images = _load_array(path / IMAGES, mmap=True)
+        labels = _load_array(path / LABELS)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2] \
+                or images.shape[1] == 0:
+            raise ValueError(f"{path / IMAGES}: expected uint8 images, N x R x R x 3; got {images.dtype} "
+                             f"{' x '.join(map(str, images.shape))}")
+        n = len(images)
+        if labels.dtype != np.int8 or labels.shape != (n, len(vocab)):
+            raise ValueError(f"{path / LABELS}: expected int8 labels, {n} x {len(vocab)} (images x the tags of "
+                             f"{META}); got {labels.dtype} {' x '.join(map(str, labels.shape))}")
+        if labels.size and (labels.min() < -1 or labels.max() > 1):
+            raise ValueError(f"{path / LABELS}: labels must be 1, 0 or -1, got values from {labels.min()} to "
+                             f"{labels.max()}")
+        split = meta.get("split")
+        if not isinstance(split, list) or len(split) != n or not all(s in ("train", "val") for s in split):
+            got = f"{len(split)} entries" if isinstance(split, list) else type(split).__name__
+            raise ValueError(f"{path / META}: 'split' must list 'train' or 'val' for each of the {n} images of "
+                             f"{IMAGES}, got {got}")
+        for key, value in (("count", n), ("resolution", images.shape[1])):
+            if key in meta and meta[key] != value:
+                raise ValueError(f"{path / META}: {key!r} is {meta[key]!r} but {IMAGES} holds {value}")
+        return cls(path, images, labels, vocab, meta)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -88,6 +114,20 @@ class PackedSet:
         known = (labels >= 0).sum(0)
         on = (labels == 1).sum(0)
         return np.where(known > 0, on / np.maximum(known, 1), 0.5)
+
+
+def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    """A .npy file (memory-mapped with `mmap`), or a one-line ValueError naming it: truncated, empty, not .npy,
+    or an object array (which would need unpickling, never done for a file that may come from anyone)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "allow_pickle" in reason:
+            reason = "an array of Python objects, not numbers"
+        elif "mmap length" in reason or "cannot reshape" in reason or "No data left" in reason:
+            reason = f"truncated: shorter than its header says ({reason})"
+        raise ValueError(f"{path}: not a readable .npy array ({reason})") from None
 
 
 def face_groups(thumbs: np.ndarray, buckets: np.ndarray, threshold: float = 0.97) -> np.ndarray:

@@ -177,11 +177,20 @@ class Vocabulary:
     def parse(self, tags: str | Sequence[str]) -> list[str]:
         """Validate a user's choice of tags (a text like "silver hair, red eyes" or a list).
 
-        Two tags of one exclusive or at-most-one group are refused: a face has one hair colour, and its
-        hair is not long and short at once.
+        An empty text (or list) chooses no tag. An empty tag ("a,,b", ",,,", a comma at an end), an unknown
+        one, and one named twice ("blonde hair, blond hair") are refused, as are two tags of one exclusive
+        or at-most-one group: a face has one hair colour, and its hair is not long and short at once.
         """
-        names = [self.resolve(t) for t in (split_tag_text(tags) if isinstance(tags, str) else tags)]
-        names = list(dict.fromkeys(names))     # "blonde hair, blond hair" names one tag twice
+        if isinstance(tags, str):
+            pieces = _choice_pieces(tags)
+        else:
+            pieces = list(tags)
+            if any(not isinstance(t, str) or not t.strip() for t in pieces):
+                raise TagError(f"an empty tag among {pieces!r}; name each tag once, or none")
+        names = [self.resolve(t) for t in pieces]
+        twice = [t for i, t in enumerate(names) if t in names[:i]]
+        if twice:
+            raise TagError(f"{twice[0]!r} is named twice in {tags!r}; name each tag once")
         for group in self.groups:
             chosen = [t for t in names if t in group.tags]
             if len(chosen) > 1 and (group.exclusive or group.at_most_one):
@@ -240,4 +249,32 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, data: dict) -> "Vocabulary":
-        return cls(data["tags"])
+        """The vocabulary of `to_json`'s object; a TagError (one line) when it is not one: a caller that read
+        it from a file puts the file's name in front."""
+        if not isinstance(data, dict) or "tags" not in data:
+            raise TagError(f"a vocabulary is a JSON object with a 'tags' list, got {_shown(data)}")
+        tags = data["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TagError(f"a vocabulary's 'tags' must be a list of tag names, got {_shown(tags)}")
+        return cls(tags)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value for an error message, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _choice_pieces(text: str) -> list[str]:
+    """The tag names of a user's choice (`--tags`): none for an empty text; separated by `;` or `,` (every
+    piece must name a tag), or the MLDS spelling without separators (`aqua hair aqua eyes`)."""
+    if not text.strip():
+        return []
+    for sep in (";", ","):
+        if sep in text:
+            pieces = text.split(sep)
+            if any(not p.strip() for p in pieces):
+                raise TagError(f"an empty tag in {text!r} (two separators in a row, or one at an end); "
+                               "separate tag names by single commas")
+            return [p.strip() for p in pieces]
+    return split_tag_text(text)

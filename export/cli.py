@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common.argtypes import non_negative_int, output_folder, positive_int, truncation
-from common.files import atomic_path
+from common.argtypes import count_at_most, non_negative_int, output_folder, positive_int, truncation
+
+MAX_FACES = 100_000     # `kyara generate -n`: about 1 GB of 64 px PNGs; more is several commands with other seeds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="faces from an exported model, without torch")
     p.add_argument("model", help="model.onnx (or model.int8.onnx) or a model folder with manifest.json")
     p.add_argument("--tags", default="", help='e.g. "blonde hair, red eyes" (groups left open follow the priors)')
-    p.add_argument("-n", type=positive_int, default=16, help="faces to generate")
+    p.add_argument("-n", type=count_at_most(MAX_FACES), default=16,
+                   help=f"faces to generate, at most {MAX_FACES:,} (written as they are made)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("-o", "--out", type=output_folder, default="generated",
                    help="folder for the PNGs, seed<SEED>_<i>.png (made if missing; PNGs of the same names are "
@@ -133,18 +135,22 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from common.files import staged_files
     from export.runtime import DEFAULT_UPSCALER, Generator
     generator = Generator(args.model, upscaler=args.upscaler or DEFAULT_UPSCALER)
     if args.scale > 1:
         generator.upscaler                      # opened (and checked) before anything is written
+    noise, labels = generator.inputs(args.tags, args.n, args.seed)    # the tags are checked before any file
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)      # before generating: a folder that cannot be made fails at once
-    faces = generator.generate(tags=args.tags, n=args.n, seed=args.seed, scale=args.scale)
-    for i, face in enumerate(faces):
-        path = out / f"seed{args.seed}_{i:03d}.png"
-        with atomic_path(path) as tmp:
-            face.save(tmp)
-    print(f"{out}: {len(faces)} faces")
+    # Each face is written as it is made (memory stays flat), into a staging folder whose files join `out`
+    # once all are there: a run that fails (a full disk) leaves `out` as it was, and no folder it made.
+    with staged_files(out) as stage, tqdm(total=args.n, desc="generate", unit="face", dynamic_ncols=True) as bar:
+        for i, face in enumerate(generator.faces(noise, labels, scale=args.scale)):
+            face.save(stage / f"seed{args.seed}_{i:03d}.png", format="PNG")
+            bar.update()
+    print(f"{out}: {args.n} faces")
     return 0
 
 

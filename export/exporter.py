@@ -1,8 +1,9 @@
 """`kyara export`: a checkpoint -> model folder with model.onnx (fp32), model.int8.onnx, model.compact.onnx
 (small weights, fp32 arithmetic: the page's default) and manifest.json.
 
-Each file is written under a temporary name and renamed when complete (`common.files`); manifest.json goes last, so a
-reader that finds a manifest also finds the files it names (with the hashes it lists).
+Every file is written into a hidden staging folder and moved into the model folder when all are complete
+(`common.files.staged_files`); manifest.json goes last, so a reader that finds a manifest also finds the files it
+names (with the hashes it lists), and an export that fails (a full disk) leaves the folder as it was.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from common.files import atomic_path, write_text_atomic
+from common.files import read_json, staged_files
 from export.fold import fold_truncation
 from export.graph import export_onnx
 from export.manifest import MANIFEST_FILE, build_manifest, embed_manifest, with_hashes
@@ -27,14 +28,14 @@ def training_info(checkpoint: Path, config_name: str, data: str | None, eval_pat
     figures (the top-level scalars) of an eval.json made by `kyara eval`: the one given, or one beside the
     checkpoint or in its run directory."""
     if data and (Path(data) / "meta.json").is_file():   # a packed set: record what it was packed from
-        meta = json.loads((Path(data) / "meta.json").read_text())
-        data = f"{meta['source']} ({meta['count']} images, {meta['resolution']} px)"
+        meta = read_json(Path(data) / "meta.json")
+        data = f"{meta.get('source')} ({meta.get('count')} images, {meta.get('resolution')} px)"
     if eval_path is None:
         found = [p for p in (checkpoint / EVAL_FILE, checkpoint.parent.parent / EVAL_FILE) if p.is_file()]
         eval_path = found[0] if found else None
     figures = None
     if eval_path is not None:
-        report = json.loads(Path(eval_path).read_text())
+        report = read_json(eval_path)
         figures = {k: v for k, v in report.items() if v is None or isinstance(v, (int, float, str, bool))}
     return {"data": data, "steps": total_steps(checkpoint), "config": config_name, "checkpoint": checkpoint.name,
             "eval": figures}
@@ -51,11 +52,10 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
     ckpt = resolve_checkpoint(checkpoint)
     generator, vocab, priors, cfg = load_generator(ckpt)
     generator = fold_truncation(generator, truncation)   # before anything is written: a bad value fails at once
+    info = training_info(ckpt, cfg.name, data, eval_path)   # --data's and --eval's files are read before too
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / FILES["fp32"]) as fp32, atomic_path(out / FILES["int8"]) as int8_file, \
-            atomic_path(out / FILES["compact"]) as compact_file:
-        tmp = {"fp32": fp32, "int8": int8_file, "compact": compact_file}
+    with staged_files(out, last=(MANIFEST_FILE,)) as stage:
+        tmp = {precision: stage / file for precision, file in FILES.items()}
         onnx.save(export_onnx(generator), str(tmp["fp32"]))
         manifest = build_manifest(
             name=name or f"kyara-{cfg.name}", version=version or f"step{total_steps(ckpt)}", vocab=vocab,
@@ -63,7 +63,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
             variants=[{"file": file, "precision": precision,
                        **({"session_config": dict(COMPACT_SESSION_CONFIG)} if precision == "compact" else {})}
                       for precision, file in FILES.items()],
-            training=training_info(ckpt, cfg.name, data, eval_path), truncation=truncation,
+            training=info, truncation=truncation,
         )
         quantize_int8(tmp["fp32"], tmp["int8"], manifest, samples=calibration_samples)
         quantize_compact(tmp["fp32"], tmp["compact"])
@@ -76,6 +76,6 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, default: str 
             model = onnx.load(str(path))
             embed_manifest(model, manifest)
             onnx.save(model, str(path))
-    full = with_hashes(manifest, out)
-    write_text_atomic(out / MANIFEST_FILE, json.dumps(full, indent=2) + "\n")
+        full = with_hashes(manifest, stage)
+        (stage / MANIFEST_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
     return full

@@ -14,6 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from common.files import read_json
 from common.vocab import Vocabulary
 
 FORMAT = "kyara-model/1"
@@ -128,3 +129,29 @@ def model_file(path: str | Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
     return path
+
+
+def check_listed_file(path: str | Path) -> None:
+    """Where a model file sits beside a manifest.json that lists it with a size or sha256 (`with_hashes`), the
+    file must be the one listed: a one-line ValueError naming the file otherwise (cut short in a copy, edited,
+    or from another export), as `kyara serve` and `build-site` refuse it. A file no manifest lists passes."""
+    path = Path(path)
+    manifest_path = path.parent / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return
+    manifest = read_json(manifest_path)
+    variants = manifest.get("variants", [])
+    listed = [v for v in variants if isinstance(v, dict) and v.get("file") == path.name] \
+        if isinstance(variants, list) else []
+    if not listed and manifest.get("file") == path.name:
+        listed = [{"sha256": manifest.get("sha256")}]
+    for entry in listed:
+        size, sha256 = entry.get("bytes"), entry.get("sha256")
+        if isinstance(size, int) and not isinstance(size, bool) and path.stat().st_size != size:
+            raise ValueError(f"{path}: {path.stat().st_size} bytes, {manifest_path} says {size}: the file is "
+                             "incomplete or from another export; copy or export it again")
+        if isinstance(sha256, str) and sha256:
+            actual = sha256_of(path)
+            if actual != sha256:
+                raise ValueError(f"{path}: its sha256 is {actual[:16]}..., {manifest_path} says {sha256[:16]}...: "
+                                 "the file was changed or is from another export; copy or export it again")

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
 from common.vocab import Vocabulary
-from export.manifest import MANIFEST_KEY, model_file
+from export.manifest import MANIFEST_KEY, check_listed_file, model_file
 
 BATCH = 16   # images per onnxruntime call: keeps memory flat for large n
 UPSCALE_BATCH = 4   # faces per upscaler call: its 256-channel maps take ~20 MB a 128 px face
@@ -63,11 +63,17 @@ def open_model(model: str | Path, threads: int, made_by: str) -> tuple[Path, ort
     it is only known once the file's own manifest is read, so such a file is opened a second time.
     """
     path = model_file(model)
+    check_listed_file(path)             # a file its folder's manifest.json lists must be the file it lists
     session = open_session(path, threads)
     metadata = session.get_modelmeta().custom_metadata_map
     if MANIFEST_KEY not in metadata:
         raise ValueError(f"{path}: an ONNX model, but not one made by `{made_by}` (no {MANIFEST_KEY!r} in its metadata)")
-    manifest = json.loads(metadata[MANIFEST_KEY])
+    try:
+        manifest = json.loads(metadata[MANIFEST_KEY])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: its embedded manifest is not valid JSON ({exc.msg})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: its embedded manifest is not a JSON object")
     config = session_config(manifest, path.name)
     if config:
         session = open_session(path, threads, config)
@@ -149,12 +155,21 @@ class Generator:
             self._upscaler = Upscaler(self.upscaler_path, self.threads)
         return self._upscaler
 
+    def faces(self, noise: np.ndarray, labels: np.ndarray, scale: int = 1) -> Iterator[Image.Image]:
+        """The faces (RGB PIL images) of `inputs`' noise and labels one by one, made BATCH at a time: memory
+        stays flat however many are asked for, and a caller can write each as it comes."""
+        if scale not in SCALES:     # before anything runs
+            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        for i in range(0, len(noise), BATCH):
+            rgba = self.run(noise[i:i + BATCH], labels[i:i + BATCH])
+            if scale > 1:
+                rgba = self.upscaler.upscale(rgba, scale)
+            yield from (Image.fromarray(np.ascontiguousarray(face[..., :3])) for face in rgba)
+
     def generate(self, tags: str | Sequence[str] = (), n: int | None = None, seed: int | None = None,
                  noise: np.ndarray | None = None, scale: int = 1) -> list[Image.Image]:
         """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors. `scale` 2 or 4
         gives the same faces at twice or four times the size, through the upscaler."""
         if scale not in SCALES:     # before anything runs
             raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
-        inputs = self.inputs(tags, n, seed, noise)
-        rgba = self.upscaler.upscale(self.run(*inputs), scale) if scale > 1 else self.run(*inputs)
-        return [Image.fromarray(np.ascontiguousarray(face[..., :3])) for face in rgba]
+        return list(self.faces(*self.inputs(tags, n, seed, noise), scale=scale))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import importlib
 import sys
 
@@ -57,8 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(exc: Exception) -> str:
-    """An OSError as `path: reason` (not `[Errno 20] Not a directory: 'path'`); anything else as it says."""
+# Commands that keep what they finished and go on from it when run again: a full disk says so.
+RESUMABLE = {"crop": "free some space, then run the same command again to go on where it stopped",
+             "train": "free some space, then run it again with --resume to go on from its last checkpoint"}
+_OUTPUT_OPTIONS = ("out", "out_dir", "run_dir")   # where a command writes, named when a failed write names nothing
+
+
+def _message(exc: Exception, args: argparse.Namespace | None = None) -> str:
+    """An OSError as `path: reason` (not `[Errno 20] Not a directory: 'path'`); anything else as it says.
+
+    A full disk names the file being written, or else the command's output, and for a command that goes on
+    where it stopped (`RESUMABLE`) how to go on."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        place = exc.filename or next((getattr(args, k) for k in _OUTPUT_OPTIONS if getattr(args, k, None)), None)
+        text = f"{place}: {exc.strerror or 'No space left on device'}" if place else str(exc)
+        hint = RESUMABLE.get(getattr(args, "command", ""))
+        return f"{text}; {hint}" if hint else text
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)
@@ -73,5 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     # The user's input or machine (a bad path, a full disk), not a bug: one line, not a traceback.
     except (ValueError, OSError) as exc:
-        print(f"kyara {args.command}: {_message(exc)}", file=sys.stderr)
+        message = " ".join(_message(exc, args).splitlines())   # one line, whatever the message held
+        print(f"kyara {args.command}: {message}", file=sys.stderr)
         return 2

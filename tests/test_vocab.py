@@ -53,7 +53,12 @@ def test_parse_refuses_unknown_and_two_colours_of_one_group():
         vocab.parse("rainbow hair")
     with pytest.raises(TagError, match="exclusive group 'hair colour'"):
         vocab.parse(["silver hair", "red hair"])
-    assert vocab.parse("blonde hair, blond hair") == ["blonde hair"]    # one tag in two spellings
+    with pytest.raises(TagError, match="'blonde hair' is named twice"):      # one tag in two spellings
+        vocab.parse("blonde hair, blond hair")
+    assert vocab.parse("") == [] and vocab.parse("  ") == []            # no tag chosen: the default
+    for empty in (",,,", "smile,", "smile,, red eyes"):
+        with pytest.raises(TagError, match="an empty tag"):
+            vocab.parse(empty)
     subset = Vocabulary(["red hair", "blue eyes"])
     with pytest.raises(TagError, match="valid tags: red hair, blue eyes"):
         subset.parse("smile")

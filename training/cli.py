@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.argtypes import (fraction, non_negative_int, output_file, positive_int, truncation, truncations,
-                             upscale_methods)
+from common.argtypes import (count_at_most, fraction, non_negative_int, output_file, positive_int, truncation,
+                             truncations, upscale_methods)
+
+MAX_GRID = 10_000     # `kyara sample -n`: one PNG of 100 x 100 faces; the grid is made whole in memory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="a grid of faces from a checkpoint")
     p.add_argument("checkpoint", help="checkpoint folder or run directory")
     p.add_argument("--tags", default="", help='e.g. "silver hair,red eyes" (others drawn from the priors)')
-    p.add_argument("-n", type=positive_int, default=16, help="faces in the grid")
+    p.add_argument("-n", type=count_at_most(MAX_GRID), default=16, help=f"faces in the grid, at most {MAX_GRID:,}")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("-o", "--out", type=output_file("samples.png"), default="samples.png",
                    help="PNG to write (replaced if it exists); a folder or a path ending in / means "
@@ -150,9 +152,15 @@ def _pack(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from training.checkpoint import check_checkpoint, list_checkpoints
     from training.config import load_config
     from training.trainer import TrainingDiverged, train
     cfg = load_config(args.config, args.set)
+    # The weights a run starts or goes on from, checked whole (each file against its config) before it starts.
+    if args.init is not None:
+        check_checkpoint(args.init)
+    if args.resume and list_checkpoints(args.run_dir):
+        check_checkpoint(list_checkpoints(args.run_dir)[-1], ("G", "G_ema", "D"))
     try:
         train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device, steps=args.steps,
               init=args.init)
@@ -188,12 +196,12 @@ def _blind(args: argparse.Namespace) -> int:
 
 
 def _blind_count(args: argparse.Namespace) -> int:
-    import json
+    from common.files import read_json
     from training.blind import KEY_FILE, paired_tally, read_calls, read_guesses, sources_told, tally
     key_path = Path(args.folder) / KEY_FILE
     if not key_path.is_file():
         raise FileNotFoundError(f"{key_path}: no key here; pass the folder `kyara blind` wrote")
-    key = json.loads(key_path.read_text())
+    key = read_json(key_path)
     calls = read_calls(args.calls, len(key["faces"]))
     for kind, counts in tally(key, calls).items():
         total = sum(counts.values())

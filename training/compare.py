@@ -10,6 +10,7 @@ others the same seed. Each truncation asked for is a row of its own, from the sa
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
 from training.blind import FACE, LABEL, blind_sheets, enlarged
-from training.evaluate import BUNDLED_UPSCALER, Source, draw, open_source, truncated, upscaled
+from training.evaluate import BUNDLED_UPSCALER, Source, check_resolution, draw, open_source, truncated, upscaled
 from training.grid import save_png
 
 
@@ -45,7 +46,7 @@ def _entries(models: Sequence[str | Path], truncations: Sequence[float], scale: 
 def _upscaling(source: Source, scale: int, method: str) -> Source:
     generate = source.generate
     return Source(lambda noise, labels: upscaled(generate(noise, labels), scale, method), source.vocab,
-                  source.priors, source.noise_dim, source.truncation)
+                  source.priors, source.noise_dim, source.truncation, source.resolution * scale)
 
 
 def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: int, tags: str = "",
@@ -55,9 +56,11 @@ def compare_rows(models: Sequence[str | Path], data: str | Path, n: int, seed: i
     if n < 1:
         raise ValueError(f"-n must be at least 1, got {n}")
     packed, indices = _real_split(data, split)     # before any model runs: a wrong --data fails at once
+    entries = _entries(models, truncations)
+    chosen = [source.vocab.parse(tags) for _, source in entries]     # every model's tags checked before any runs
     rows = []
-    for name, source in _entries(models, truncations):
-        rows.append((name, source.generate(*draw(source, n, seed, source.vocab.parse(tags)))))
+    for (name, source), tags_on in zip(entries, chosen):
+        rows.append((name, source.generate(*draw(source, n, seed, tags_on))))
     rows.append((f"real ({split} split of {data})", _picked(packed, indices, n, seed)))
     return rows
 
@@ -128,6 +131,12 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
         raise ValueError("--paired is for two models (or truncations): a real face has no generated twin")
     real = _real_split(data, split) if wanted == 1 else None      # a wrong --data fails before any model runs
     entries = _entries(models, truncations, scale, methods)
+    # Faces of two sizes cannot share a sheet: checked before any model runs.
+    if real is not None:
+        check_resolution(replace(entries[0][1], resolution=entries[0][1].resolution // scale), models[0], real[0])
+    elif entries[0][1].resolution != entries[1][1].resolution:
+        raise ValueError(f"{entries[0][0]} makes {entries[0][1].resolution} px faces but {entries[1][0]} makes "
+                         f"{entries[1][1].resolution} px: blind sheets compare faces of one size")
     if paired:
         (first, a), (second, b) = entries
         # The tags are drawn once from the shared priors; models of different data would not share them.

@@ -95,6 +95,16 @@ class Source:
     priors: np.ndarray
     noise_dim: int
     truncation: float = 1.0     # how far the noise is drawn in towards 0 before G sees it (1: not at all)
+    resolution: int = 0         # side of its faces in px (0: not known), checked against real faces' before use
+
+
+def check_resolution(source: Source, model: str | Path, data: PackedSet) -> None:
+    """Refuse a model whose faces are not the size of the real faces they are to be set beside (before any
+    figure is computed: the two would only meet deep inside, as a numpy or torch error)."""
+    if source.resolution and source.resolution != data.resolution:
+        raise ValueError(f"{model}: makes {source.resolution} px faces, but {data.path} holds {data.resolution} px "
+                         f"faces; use a packed set of {source.resolution} px (kyara pack --resolution "
+                         f"{source.resolution}) or a model of {data.resolution} px")
 
 
 def truncated(source: Source, psi: float) -> Source:
@@ -120,7 +130,8 @@ def torch_source(generator: torch.nn.Module, vocab: Vocabulary, priors: np.ndarr
                                torch.from_numpy(labels[i:i + batch_size]).to(device)))
             for i in range(0, len(noise), batch_size)])
 
-    return Source(generate, vocab, np.asarray(priors, dtype=np.float32), generator.cfg.noise_dim)
+    return Source(generate, vocab, np.asarray(priors, dtype=np.float32), generator.cfg.noise_dim,
+                  resolution=generator.cfg.resolution)
 
 
 def open_source(path: str | Path) -> Source:
@@ -143,7 +154,8 @@ def _onnx_source(path: Path) -> Source:
             priors[model.vocab.index(tag)] = prior
     noise_input = next(i for i in model.manifest["inputs"] if i["name"] == "noise")
     return Source(lambda noise, labels: model.run(noise, labels)[..., :3], model.vocab, priors, model.noise_dim,
-                  noise_input.get("truncation", 1.0))   # models exported before truncation have none
+                  noise_input.get("truncation", 1.0),   # models exported before truncation have none
+                  model.manifest["resolution"])
 
 
 BUNDLED_UPSCALER = "upscaler"     # the `upscaled` method that means the repository's models/upscaler
@@ -468,6 +480,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, split: str = 
     packed = PackedSet.open(data)
     if not len(packed.indices(split)):
         raise ValueError(f"{data}: no {split!r} faces in this packed set")
+    check_resolution(source, model, packed)
     tagger = load_tagger(tagger_path)
     out = Path(out)
     stages = ("reference", "distribution", "face rate", "realness", "fidelity", "sheets")

@@ -10,8 +10,12 @@ Getchu colours), and a label of one image is given to its whole face group (its 
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import sys
 import tarfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -40,14 +44,26 @@ def _decode(args: tuple[str, bytes | Path, int]) -> tuple[str, np.ndarray | None
 
 
 def _tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
-    tar = tarfile.open(path)
-    first = tar.next()
+    """The tar's tag rows and its images. Every member's header is read first, so a tar that ends early (cut
+    off in a copy or a download) is refused before any image is decoded, not after an hour of decoding."""
+    try:
+        tar = tarfile.open(path)
+        members = tar.getmembers()
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as exc:
+        raise ValueError(f"{path}: the tar ends early or is damaged ({exc or type(exc).__name__}); copy or "
+                         "download it again") from None
+    # A tar ends with zero blocks; one cut exactly between two members reads as shorter, not as damaged.
+    if tar.fileobj is not None and not isinstance(tar.fileobj, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile)) \
+            and path.stat().st_size < tar.offset + tarfile.BLOCKSIZE:
+        raise ValueError(f"{path}: the tar ends early (after {len(members)} members, with no end-of-archive "
+                         "marker); copy or download it again")
+    first = members[0] if members else None
     if first is None or not first.name.endswith(".csv"):
         raise ValueError(f"{path}: expected the tag CSV as the first member of the tar")
     tags = read_tag_rows(open_text(tar.extractfile(first)), f"{path}:{first.name}")
 
     def items() -> Iterator[tuple[str, bytes]]:
-        for member in tar:
+        for member in members[1:]:
             if member.isfile() and member.name.lower().endswith((".jpg", ".jpeg", ".png")):
                 yield Path(member.name).stem, tar.extractfile(member).read()
     return tags, items()
@@ -123,6 +139,9 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
         raise ValueError(f"--val-fraction must be at least 0 and below 1, got {val_fraction}")
     source = Path(source)
     if source.is_file() and tarfile.is_tarfile(source):
+        if tag_file:
+            raise ValueError(f"--tags {tag_file}: a tag file is for a folder of crops; {source} is a tar, whose tags "
+                             "are its first member (add tags a source lacks with --labels)")
         tags, items = _tar_items(source)
     elif source.is_dir():
         tag_path = Path(tag_file) if tag_file else source / "tags.csv"

@@ -33,7 +33,7 @@ import re
 import stat
 from pathlib import Path, PurePosixPath
 
-from common.files import atomic_dir
+from common.files import atomic_dir, move
 from webapp.assets import Blob
 
 SITE_FILE = "kyara-site.json"        # what the build wrote; marks the folder as one a rebuild may replace
@@ -161,7 +161,7 @@ def _carry_over(written: dict[str, str]):
             else:
                 try:
                     (new / rel).parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(path, new / rel)
+                    move(path, new / rel)
                 except OSError:
                     left.append(rel)
         try:
