@@ -1,14 +1,15 @@
-// The Kyara page: tag pickers, batches, variations, history, interpolation, downloads and share links.
+// The Kyara page: tag pickers, batches, variations, history, interpolation, downloads, share links,
+// favourites and languages.
 //
 // Test and scripting hook (part of the page's API; the browser tests and benchmarks use it):
 //   window.kyara.ready             Promise: resolves with `info` once the model is loaded, rejects with
 //                                  the load error (which the page also shows).
 //   window.kyara.info              { backend: 'WebGPU'|'WASM', threads, crossOriginIsolated, model (file),
-//                                    precision, modelBytes, resolution, noiseDim, tags, msPerImage,
+//                                    precision, modelBytes, resolution, noiseDim, tags, msPerImage, batch (of that timing),
 //                                    firstImageMs (since navigation start) }
 //   window.kyara.generate(noise, labels) -> Promise<Uint8Array> RGBA rows, N*R*R*4. noise: N arrays of
 //                                  noise_dim numbers (or one flat array), labels: N arrays in manifest
-//                                  tag order (1 on, 0 off). Runs the same session as the page.
+//                                  tag order (1 on, 0 off, numbers between). Runs the same session as the page.
 //   window.kyara.results()         the faces on screen: [{ ref, noise, labels, pixels }] as plain arrays.
 //   window.kyara.noise(seed, i)    the noise the page uses for face i of seed `seed`: row i of numpy's
 //                                  default_rng(seed).standard_normal((n, noise_dim), float32).
@@ -16,7 +17,8 @@
 //   window.kyara.upscale(pixels, scale) -> Promise<Uint8Array> one face's RGBA rows (R*R*4) at scale 2 or 4,
 //                                  through the page's upscaler (downloaded on first use).
 //   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
-//                                  model switch, an interpolation, a pasted link) has finished.
+//                                  model switch, an interpolation, a pasted link, drawing favourites) has finished.
+//   window.kyara.favourites()      the favourites library as stored (favourites.js's items).
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
 // describes the batch on screen (seeds, batch size, tags, lock and model it was made with; for a batch of
 // variations, the face varied and the variations' seed); a link pasted into the address bar is drawn as the
@@ -32,14 +34,36 @@
 // Variations (the button beside the selected face) fill the batch with that face, then faces of its labels
 // and of noise a small step from its noise (kyara.js's varyNoise, from a fresh seed each time).
 //
+// Advanced mode (the switch above the pickers, remembered): every tag a slider (pickers.js). A tag's value is
+// written over the drawn labels; an exclusive group's weights are normalised to sum to 1 (an at-most-one
+// group's with "none"), share.js's chosenTags. The share link carries the numbers (w, wn), so a visitor's page
+// draws the same labels; a link with numbers turns advanced mode on. Values of exactly 0 and 1 are today's
+// off and on, labels and pixels alike.
+//
+// Favourites (favourites.js, library.js): the star on a face, or on the selected face, keeps its noise and
+// labels in localStorage; the panel redraws them on demand (when opened), rates them, saves one or all as a
+// JSON file, and imports such files, checked first (a file refused changes nothing).
+//
+// Languages (i18n.js, i18n/*.js): every text of the page, chosen from the browser's languages or the switch
+// in the header (remembered). Tag names are translated for display only: links and files keep the model's.
+//
 // HD (x2 or x4): the selected face, the interpolation strip and the PNG download, and the result grid when
 // asked, are redrawn through the upscaler (kyara.js's upscale: one face per run, the page free between runs,
 // a progress bar meanwhile). The upscaler is downloaded the first time HD is used, never before. Upscaled
 // faces are kept per face and size, so switching back and forth costs nothing.
 
+import {
+  FILE_LIMIT, FileError, characterFile, favouriteOf, keyOf, labelsByName, libraryFile, load as loadFavourites, merge, openWith,
+  parseFile, save as saveFavourites, STORAGE as FAVOURITES_KEY,
+} from './favourites.js';
+import {
+  LANGUAGES, applyStatic, groupName, language, list, number, percent, pickLanguage, setLanguage, t, tagName,
+} from './i18n.js';
 import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf, varyNoise } from './kyara.js';
+import { renderLibrary } from './library.js';
 import { randomSeed } from './numpy-random.js';
-import { NONE, RANDOM, chosenTags, decodeState, defaultChoices, encodeState } from './share.js';
+import { buildPickers, syncPickers } from './pickers.js';
+import { chosenTags, decodeState, defaultChoices, encodeState, needsAdvanced, simpleChoice } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
@@ -47,24 +71,27 @@ const ORT_BASE = meta('kyara-ort-base');
 const MODEL_BASE = meta('kyara-model-base');
 const UPSCALER_BASE = meta('kyara-upscaler-base');
 const HISTORY_LIMIT = 240;
-const SWATCHES = {
-  blonde: '#f3d27a', brown: '#7b4a2c', black: '#222222', blue: '#3a6fd8', pink: '#f29bc4',
-  purple: '#8e5bc9', green: '#3f9a4a', red: '#c9302c', silver: '#c4c8d2', white: '#f7f7f7',
-  orange: '#f08a24', aqua: '#3cc7c7', grey: '#8a8a8a', yellow: '#e8cf2f',
-};
+const ADVANCED_KEY = 'kyara.advanced';
 
 const state = {
   manifest: null, generator: null, choices: {}, seed: 0, tagSeed: 0, n: 8, lock: null,
   results: [], selected: null, a: null, b: null, hd: 1, frames: [],
   shown: null,  // the parameters of the batch on screen: the share link is made from these only
+  advanced: false,
+  notice: [],   // the keys of the link left out, named in #link-notice
+  favourites: [],              // the library (favourites.js's items), newest first
+  favouriteKeys: new Set(),    // their keyOf: which faces on screen are favourites
+  favouriteFaces: new Map(),   // favourite id -> its face, drawn with the model loaded (never stored)
 };
-const info = { crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, firstImageMs: null, hdMsPerImage: null };
+const info = {
+  crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, batch: null, firstImageMs: null, hdMsPerImage: null,
+};
 
 // ---------------------------------------------------------------- loading
 
 function showError(err) {
   const box = $('error');
-  box.textContent = err instanceof LoadError ? err.message : `Something went wrong: ${err.message ?? err}`;
+  box.textContent = err instanceof LoadError ? err.message : t('error.generic', { message: err.message ?? err });
   box.hidden = false;
   $('loading').hidden = true;
 }
@@ -74,10 +101,11 @@ function hideError() {
   $('error').textContent = '';
 }
 
-// What each share-link key holds, for the notice about the parts of a link that were left out.
+// What each share-link key holds (a message key), for the notice about the parts of a link left out.
 const LINK_PARTS = {
-  s: 'noise seed', t: 'tag seed', n: 'batch size', on: 'tags', off: 'tags', lock: 'locked noise', m: 'model',
-  v: 'variations', of: 'variations', y: 'variations', hd: 'HD size',
+  s: 'link.noiseSeed', t: 'link.tagSeed', n: 'link.batch', on: 'link.tags', off: 'link.tags', w: 'link.values',
+  wn: 'link.values', lock: 'link.lock', m: 'link.model', v: 'link.variations', of: 'link.variations',
+  y: 'link.variations', hd: 'link.hd',
 };
 
 /** The keys of a decoded link the page cannot use: decodeState's, and a model file it does not have. */
@@ -88,9 +116,9 @@ function unusable(shared) {
 
 /** Say which parts of the link just read were left out (none: the notice goes). */
 function showLinkNotice(keys) {
-  const parts = [...new Set(keys.map((key) => LINK_PARTS[key]))];
-  $('link-notice').textContent = parts.length
-    ? `Left out of this link (unreadable, or not for this model): ${parts.join(', ')}.` : '';
+  state.notice = keys;
+  const parts = [...new Set(keys.map((key) => LINK_PARTS[key]))].map((key) => t(key));
+  $('link-notice').textContent = parts.length ? t('link.leftOut', { parts: list(parts) }) : '';
   $('link-notice').hidden = parts.length === 0;
 }
 
@@ -125,10 +153,12 @@ function updateControls() {
   $('hd').disabled = !idle;
   $('hd-grid').disabled = !idle;
   $('download').disabled = !(idle && state.selected);
+  $('save-character').disabled = !state.selected || !state.manifest;
+  $('favourite').disabled = !state.selected || !state.manifest;
 }
 
 function progress(kind, loaded, total) {
-  if (kind === 'upscaler') $('hd-text').textContent = 'Downloading the upscaler';
+  if (kind === 'upscaler') $('hd-text').textContent = t('hd.downloading');
   const bar = $(kind === 'upscaler' ? 'progress-hd' : `progress-${kind}`);
   if (!total) {                       // size not known (a compressed download): an indeterminate bar
     bar.removeAttribute('value');
@@ -147,12 +177,21 @@ function threadsWanted() {
 /** The status line's backend: single-threaded WebAssembly says why, and whether a reload will help. */
 function backendText(generator) {
   if (generator.backend === 'WebGPU') return 'WebGPU';
-  const threads = `WASM · ${generator.threads} thread${generator.threads === 1 ? '' : 's'}`;
+  const threads = t('status.wasm', { count: generator.threads });
   if (self.crossOriginIsolated) return threads;
   // The host sent no COOP/COEP headers. The service worker adds them to what it serves, so the next
   // visit is isolated; without one (a private window, a plain-http host) it stays single-threaded.
-  return 'serviceWorker' in navigator ? `${threads} (not cross-origin isolated yet: multi-threaded after a reload)`
-    : `${threads} (this host does not allow threads)`;
+  return t('serviceWorker' in navigator ? 'status.notIsolated' : 'status.noThreads', { threads });
+}
+
+/** The status line (backend, model, speed) in the language in use. */
+function showStatus() {
+  const generator = state.generator;
+  if (!generator) return;
+  $('status-backend').textContent = backendText(generator);
+  $('status-model').textContent = `${generator.variant.precision} · ${(generator.modelBytes / 1e6).toFixed(1)} MB`;
+  $('status-speed').textContent = info.msPerImage === null ? '–'
+    : t('status.speedValue', { ms: info.msPerImage.toFixed(1), n: info.batch });
 }
 
 /** The variant named `file`, else the manifest's default one. */
@@ -177,6 +216,7 @@ async function useVariant(file) {
   }
   const previous = state.generator;
   state.generator = generator;
+  state.favouriteFaces.clear();   // drawn by the previous model
   previous?.release().catch((err) => console.warn('could not release the previous model:', err));
   $('variant').value = variant.file;
   $('loading').hidden = true;
@@ -185,96 +225,58 @@ async function useVariant(file) {
     backend: generator.backend, threads: generator.threads, model: variant.file, precision: variant.precision,
     modelBytes: generator.modelBytes,
   });
-  $('status-backend').textContent = backendText(generator);
-  $('status-model').textContent = `${variant.precision} · ${(generator.modelBytes / 1e6).toFixed(1)} MB`;
+  showStatus();
+  if ($('favourites-panel').open) await drawFavourites();
 }
 
 // ---------------------------------------------------------------- tag pickers
 
-function capitalise(text) {
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
+/** The texts pickers.js shows, in the language in use. */
+const pickerText = { t, tag: tagName, group: groupName, percent, number };
 
-function colourOf(tag) {
-  return SWATCHES[tag.split(' ')[0]] ?? '#999999';
-}
-
-function radio(name, value, checked, text, onChange) {
-  const label = document.createElement('label');
-  const input = Object.assign(document.createElement('input'), { type: 'radio', name, value, checked });
-  input.addEventListener('change', () => input.checked && onChange(value));
-  label.append(input, text);
-  return label;
-}
-
-function buildTagPickers(manifest) {
-  const root = $('tag-groups');
-  root.replaceChildren();
-  manifest.groups.forEach((group, g) => {
-    const fieldset = document.createElement('fieldset');
-    fieldset.append(Object.assign(document.createElement('legend'), { textContent: capitalise(group.name) }));
-    if (group.exclusive) {
-      const swatches = document.createElement('div');
-      swatches.className = 'swatches';
-      const set = (value) => { state.choices[group.name] = value; };
-      swatches.append(radio(`g${g}`, RANDOM, true, swatch(null, 'random'), set));
-      for (const tag of group.tags) swatches.append(radio(`g${g}`, tag, false, swatch(tag, tag), set));
-      fieldset.append(swatches);
-    } else if (group.at_most_one) {
-      // One choice for the whole group: two On toggles would let the user ask for long and short hair.
-      const seg = document.createElement('div');
-      seg.className = 'segmented choice';
-      seg.setAttribute('role', 'radiogroup');
-      seg.setAttribute('aria-label', group.name);
-      const set = (value) => { state.choices[group.name] = value; };
-      for (const [value, text] of [[RANDOM, 'Random'], [NONE, 'None'], ...group.tags.map((tag) => [tag, tag])]) {
-        seg.append(radio(`g${g}`, value, value === RANDOM, text, set));
-      }
-      fieldset.append(seg);
-    } else {
-      group.tags.forEach((tag, t) => {
-        const row = document.createElement('div');
-        row.className = 'tag-row';
-        row.append(Object.assign(document.createElement('span'), { textContent: tag, className: 'tag-name' }));
-        const seg = document.createElement('div');
-        seg.className = 'segmented';
-        seg.setAttribute('role', 'radiogroup');
-        seg.setAttribute('aria-label', tag);
-        const set = (value) => { state.choices[tag] = value; };
-        for (const [value, text] of [[RANDOM, 'Random'], ['on', 'On'], ['off', 'Off']]) {
-          seg.append(radio(`g${g}t${t}`, value, value === RANDOM, text, set));
-        }
-        row.append(seg);
-        fieldset.append(row);
-      });
-    }
-    root.append(fieldset);
+/** (Re)build the tag pickers in the mode in use, showing state.choices. */
+function showPickers() {
+  if (!state.manifest) return;
+  buildPickers($('tag-groups'), state.manifest, {
+    advanced: state.advanced, choices: state.choices, text: pickerText,
+    onChange: (key, choice) => { state.choices[key] = choice; },
   });
 }
 
-function swatch(tag, text) {
-  const wrap = document.createElement('span');
-  wrap.className = 'swatch';
-  const dot = document.createElement('span');
-  dot.className = tag ? 'dot' : 'dot random';
-  if (tag) dot.style.setProperty('background-color', colourOf(tag));
-  wrap.append(dot, Object.assign(document.createElement('span'), { textContent: text, className: 'swatch-text' }));
-  return wrap;
-}
-
-/** Put the pickers in line with state.choices (after reading a share link). */
-function syncPickers() {
-  state.manifest.groups.forEach((group, g) => {
-    if (group.exclusive || group.at_most_one) {
-      checkRadio(`g${g}`, state.choices[group.name]);
-    } else {
-      group.tags.forEach((tag, t) => checkRadio(`g${g}t${t}`, state.choices[tag]));
+/**
+ * Advanced mode on or off (remembered when the visitor switched it). Turning it off rounds each value to
+ * the nearest choice the simple pickers offer (share.js's simpleChoice), which is what they then show.
+ */
+function setAdvanced(on, { remember = false } = {}) {
+  state.advanced = on;
+  $('advanced').checked = on;
+  $('advanced-help').hidden = !on;
+  if (!on) simplifyChoices();
+  if (remember) {
+    try {
+      localStorage.setItem(ADVANCED_KEY, on ? '1' : '0');
+    } catch {
+      // not remembered where storage is refused
     }
-  });
+  }
+  showPickers();
 }
 
-function checkRadio(name, value) {
-  for (const input of document.getElementsByName(name)) input.checked = input.value === value;
+/** Each choice as the nearest one the simple pickers offer (exact for 0, 1 and a mix of one tag). */
+function simplifyChoices() {
+  if (!state.manifest) return;
+  for (const group of state.manifest.groups) {
+    if (group.exclusive || group.at_most_one) state.choices[group.name] = simpleChoice(group, state.choices[group.name]);
+    else for (const tag of group.tags) state.choices[tag] = simpleChoice(null, state.choices[tag]);
+  }
+}
+
+function advancedRemembered() {
+  try {
+    return localStorage.getItem(ADVANCED_KEY) === '1';
+  } catch {
+    return false;
+  }
 }
 
 // ---------------------------------------------------------------- faces
@@ -289,17 +291,23 @@ function noiseFor(seed, i) {
  * drawn whatever its choice, so changing one choice leaves the other tags' draws as they were.
  */
 function labelsFor(choices, n, tagSeed) {
-  const { on, off } = chosenTags(state.manifest, choices);
-  const { labels } = state.generator.inputs({ tags: on, n, seed: tagSeed });
+  const { on, off, values } = chosenTags(state.manifest, choices);
+  // The tags set to Off, and advanced mode's numbers, written over the draw (kyara.js's labels option).
+  const numbers = Object.fromEntries([...off.map((tag) => [tag, 0]), ...values]);
+  const { labels } = state.generator.inputs({ tags: on, labels: numbers, n, seed: tagSeed });
   const T = state.manifest.tags.length;
-  const cleared = off.map((tag) => state.manifest.tags.indexOf(tag));
-  for (let i = 0; i < n; i++) for (const col of cleared) labels[i * T + col] = 0;
   return Array.from({ length: n }, (_, i) => labels.slice(i * T, (i + 1) * T));
 }
 
-function tagsOf(labels) {
-  return state.manifest.tags.filter((_, i) => labels[i] > 0.5);
+/** A face's tags for display: "blonde hair, smile", the ones not 0 or 1 with their value ("blush 0.4"). */
+function describe(named) {
+  const shown = Object.entries(named).filter(([, value]) => value !== 0)
+    .map(([tag, value]) => (value === 1 ? tagName(tag) : `${tagName(tag)} ${number(value)}`));
+  return shown.length ? list(shown) : t('tags.none');
 }
+
+/** describe() of a face's labels (manifest tag order). */
+const describeLabels = (labels) => describe(labelsByName(state.manifest, labels));
 
 /** Run the model on a list of {noise, labels, ref}; returns the faces (kyara.js's, with their ref). */
 async function render(faces) {
@@ -311,22 +319,54 @@ async function render(faces) {
   const pixels = await state.generator.run(noise, labels, n);
   const ms = performance.now() - start;
   info.msPerImage = ms / n;
-  $('status-speed').textContent = `${info.msPerImage.toFixed(1)} ms/image (batch ${n})`;
+  info.batch = n;
+  showStatus();
   return state.generator.faces(noise, labels, pixels).map((face, i) => ({ ...face, ref: faces[i].ref }));
 }
 
-/** A face's button; `shown` is what its canvas draws (the face, or its HD version). */
+/**
+ * A face's button and its star (a favourite or not), in one box; `shown` is what its canvas draws (the face,
+ * or its HD version). `label` is [message key, params]: the button's name is that text and the face's tags.
+ */
 function tile(face, onClick, label, shown = face) {
   const button = document.createElement('button');
   button.type = 'button';
   button.className = 'tile';
-  button.setAttribute('aria-label', `${label}: ${tagsOf(face.labels).join(', ')}`);
-  button.title = tagsOf(face.labels).join(', ');
+  button.kyara = { face, label };
+  nameTile(button);
   const canvas = document.createElement('canvas');
   drawFace(canvas, shown);
   button.append(canvas);
   button.addEventListener('click', () => onClick(face));
-  return button;
+  const box = document.createElement('div');
+  box.className = 'tile-box';
+  box.append(button, starFor(face));
+  return box;
+}
+
+function nameTile(button) {
+  const { face, label: [key, params] } = button.kyara;
+  const tags = describeLabels(face.labels);
+  button.setAttribute('aria-label', `${t(key, params)}: ${tags}`);
+  button.title = tags;
+}
+
+/** The star of a face: keeps it as a favourite, or (filled) lets it go. */
+function starFor(face) {
+  const star = document.createElement('button');
+  star.type = 'button';
+  star.className = 'star';
+  star.kyara = { face };
+  showStar(star);
+  star.addEventListener('click', () => toggleFavourite(face));
+  return star;
+}
+
+function showStar(star) {
+  const kept = isFavourite(star.kyara.face);
+  star.textContent = kept ? '★' : '☆';
+  star.setAttribute('aria-pressed', String(kept));
+  star.setAttribute('aria-label', t(kept ? 'star.remove' : 'star.add'));
 }
 
 function readControls() {
@@ -340,7 +380,7 @@ function noiseMode() {
 }
 
 function setNoiseMode(mode) {
-  checkRadio('noise-mode', mode);
+  for (const input of document.getElementsByName('noise-mode')) input.checked = input.value === mode;
 }
 
 /**
@@ -359,9 +399,9 @@ async function generateBatch(variations = null) {
   Object.assign(batch, { hd: state.hd, hdGrid: $('hd-grid').checked });
   state.shown = batch;
   const grid = await hdFaces(state.results, gridScale());
-  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`, grid[i])));
+  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, ['tile.face', { n: i + 1 }], grid[i])));
   $('variations-note').hidden = !variations;
-  if (variations) $('results').firstChild.classList.add('varied');
+  if (variations) $('results').querySelector('.tile').classList.add('varied');
   addToHistory(state.results);
   writeHash();
   hideError();
@@ -420,7 +460,7 @@ function onVariations() {
 
 function addToHistory(faces) {
   const gallery = $('history');
-  for (const face of [...faces].reverse()) gallery.prepend(tile(face, lockFace, 'Earlier face'));
+  for (const face of [...faces].reverse()) gallery.prepend(tile(face, lockFace, ['tile.earlier', {}]));
   while (gallery.children.length > HISTORY_LIMIT) gallery.lastChild.remove();
 }
 
@@ -428,16 +468,17 @@ function addToHistory(faces) {
 function lockFace(face) {
   state.lock = { noise: face.noise, ref: face.ref };
   setNoiseMode('fixed');
-  $('lock-ref').textContent = describeRef(face.ref, 'the selected face');
+  state.lock.described = 'ref.selected';
+  $('lock-ref').textContent = describeRef(face.ref, 'ref.selected');
   $('lock-note').hidden = false;
   select(face);
 }
 
-/** "123.4" (seed 123, face index 4) -> "seed 123, face 5". */
+/** "123.4" (seed 123, face index 4) -> "seed 123, face 5"; no ref: the text of the key `otherwise`. */
 function describeRef(ref, otherwise) {
-  if (!ref) return otherwise;
+  if (!ref) return t(otherwise);
   const [seed, index] = ref.split('.');
-  return `seed ${seed}, face ${Number(index) + 1}`;
+  return t('ref.face', { seed, n: Number(index) + 1 });
 }
 
 function unlock() {
@@ -450,7 +491,8 @@ function select(face) {
   $('selected').hidden = false;
   drawFace($('selected-canvas'), upscaled.get(face)?.get(state.hd) ?? face);
   $('download-size').textContent = `${face.width * state.hd} × ${face.height * state.hd} px`;
-  $('selected-tags').textContent = tagsOf(face.labels).join(', ') || 'no tags';
+  $('selected-tags').textContent = describeLabels(face.labels);
+  showFavouriteButton();
   updateControls();
   if (state.hd > 1 && !upscaled.get(face)?.has(state.hd)) userJob(drawSelected);
 }
@@ -468,7 +510,7 @@ async function hdFaces(faces, scale = state.hd) {
   const todo = faces.filter((face) => !upscaled.get(face)?.has(scale));
   if (todo.length) {
     $('hd-status').hidden = false;
-    $('hd-text').textContent = `Upscaling ${todo.length} face${todo.length === 1 ? '' : 's'} to ${scale * state.manifest.resolution} px`;
+    $('hd-text').textContent = t('hd.upscaling', { count: todo.length, px: scale * state.manifest.resolution });
     const bar = $('progress-hd');
     bar.max = todo.length;
     bar.value = 0;
@@ -477,7 +519,7 @@ async function hdFaces(faces, scale = state.hd) {
     try {
       const done = await state.generator.upscale(todo, scale, {
         onProgress: (k, total) => {
-          $('hd-text').textContent = `Upscaling to ${scale * state.manifest.resolution} px: ${k} of ${total}`;
+          $('hd-text').textContent = t('hd.progress', { px: scale * state.manifest.resolution, k, total });
           bar.max = total;
           bar.value = k;
         },
@@ -503,10 +545,10 @@ function gridScale() {
 /** Draw the results and the strip at the sizes the HD controls ask for (run inside a job). */
 async function drawResults() {
   const grid = await hdFaces(state.results, gridScale());
-  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, `Face ${i + 1}`, grid[i])));
-  if (state.shown?.variations) $('results').firstChild.classList.add('varied');
+  $('results').replaceChildren(...state.results.map((face, i) => tile(face, lockFace, ['tile.face', { n: i + 1 }], grid[i])));
+  if (state.shown?.variations) $('results').querySelector('.tile').classList.add('varied');
   const frames = await hdFaces(state.frames);
-  $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`, frames[k])));
+  $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, ['tile.step', { n: k + 1 }], frames[k])));
 }
 
 /** Draw the selected face at the HD size (run inside a job). */
@@ -573,7 +615,7 @@ function interpolate() {
   userJob(async () => {
     state.frames = await render(faces);
     const shown = await hdFaces(state.frames);
-    $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, `Step ${k + 1}`, shown[k])));
+    $('strip').replaceChildren(...state.frames.map((face, k) => tile(face, lockFace, ['tile.step', { n: k + 1 }], shown[k])));
     hideError();
   });
 }
@@ -601,7 +643,7 @@ function writeHash() {
   const hash = encodeState(state.shown, state.manifest);
   history.replaceState(null, '', `#${hash}`);
   $('share-link').value = location.href;
-  $('copy-link').textContent = 'Copy link';
+  $('copy-link').textContent = t('share.copy');
 }
 
 /** Whether a decoded link holds a batch to draw: a seeded one (both seeds) or one of variations. */
@@ -629,7 +671,9 @@ function readHash(hash = location.hash) {
   if (shared.n) state.n = Math.min(64, Math.max(1, shared.n));
   $('batch').value = state.n;
   state.choices = shared.choices;
-  syncPickers();
+  if (needsAdvanced(state.manifest, state.choices) && !state.advanced) setAdvanced(true);
+  if (!state.advanced) simplifyChoices();   // a link's 1 and 0 are On and Off
+  syncPickers(state.choices);
   if (shared.variations) {  // the next Generate is a fresh batch: no seeds or lock of the link's own
     unlock();
     setNoiseMode('random');
@@ -642,7 +686,8 @@ function readHash(hash = location.hash) {
   $('seed').value = state.seed;
   setNoiseMode('fixed');
   $('lock-note').hidden = !state.lock;
-  $('lock-ref').textContent = describeRef(state.lock?.ref, 'the shared link');
+  if (state.lock) state.lock.described = 'ref.link';
+  $('lock-ref').textContent = describeRef(state.lock?.ref, 'ref.link');
   return { variations: null };
 }
 
@@ -667,18 +712,16 @@ async function cacheForOffline() {
 
 async function start() {
   state.manifest = await fetchManifest(MODEL_BASE);
-  buildTagPickers(state.manifest);
   state.choices = defaultChoices(state.manifest);
+  setAdvanced(advancedRemembered());
+  showFavourites();
   Object.assign(info, {
     resolution: state.manifest.resolution, noiseDim: state.manifest.noise_dim, tags: [...state.manifest.tags],
   });
   $('variant').replaceChildren(...variantsOf(state.manifest).map((v) => Object.assign(document.createElement('option'), {
     value: v.file, textContent: `${v.precision}${v.bytes ? ` · ${(v.bytes / 1e6).toFixed(1)} MB` : ''}`,
   })));
-  const R = state.manifest.resolution;
-  for (const option of $('hd').options) {
-    option.textContent = option.value === '1' ? `Off (${R} px)` : `${R * Number(option.value)} px`;
-  }
+  showHdOptions();
   const shared = decodeState(location.hash, state.manifest);
   await useVariant(shared.model ?? state.manifest.file);
   const linked = readHash(location.hash);
@@ -694,6 +737,31 @@ async function start() {
 }
 
 function wire() {
+  $('language').replaceChildren(...Object.entries(LANGUAGES).map(([code, { name }]) => Object.assign(
+    document.createElement('option'), { value: code, textContent: name, lang: code },
+  )));
+  $('language').value = language();
+  $('language').addEventListener('change', () => {
+    setLanguage($('language').value, { remember: true });
+    showTexts();
+  });
+  $('advanced').addEventListener('change', () => setAdvanced($('advanced').checked, { remember: true }));
+  $('favourite').addEventListener('click', () => state.selected && toggleFavourite(state.selected));
+  $('save-character').addEventListener('click', () => {
+    if (state.selected) saveFile(characterFile(favouriteOf(state.selected, state.manifest, state.generator?.variant.file)), fileName(state.selected.ref));
+  });
+  $('import-library').addEventListener('click', () => $('import-file').click());
+  $('import-file').addEventListener('change', importFile);
+  $('export-library').addEventListener('click', () => saveFile(libraryFile(state.favourites), 'kyara-favourites.json'));
+  $('favourites-panel').addEventListener('toggle', () => {
+    if ($('favourites-panel').open && state.generator) userJob(drawFavourites);
+  });
+  window.addEventListener('storage', (event) => {   // another tab changed the library
+    if (event.key !== FAVOURITES_KEY) return;
+    setFavourites(loadFavourites());
+    showFavourites();
+    if ($('favourites-panel').open && state.generator) userJob(drawFavourites);
+  });
   $('controls').addEventListener('submit', onGenerate);
   $('seed').addEventListener('input', () => setNoiseMode('fixed'));
   $('unlock').addEventListener('click', unlock);
@@ -710,7 +778,7 @@ function wire() {
   $('copy-link').addEventListener('click', async () => {
     try {
       await navigator.clipboard.writeText($('share-link').value);
-      $('copy-link').textContent = 'Copied';
+      $('copy-link').textContent = t('share.copied');
     } catch {
       $('share-link').select();
     }
@@ -739,6 +807,196 @@ function wire() {
   });
 }
 
+// ---------------------------------------------------------------- languages
+
+/** The HD menu's sizes in the language in use. */
+function showHdOptions() {
+  if (!state.manifest) return;
+  const R = state.manifest.resolution;
+  for (const option of $('hd').options) {
+    option.textContent = option.value === '1' ? t('hd.off', { px: R }) : `${R * Number(option.value)} px`;
+  }
+}
+
+/** A text with one element inside it (`{name}` in the message) put in `box`, keeping that element. */
+function fillAround(box, message, name, inner) {
+  const [before, after = ''] = message.split(`{${name}}`);
+  box.replaceChildren(before, inner, after);
+}
+
+/** Every text of the page in the language in use (after a switch, or at the start). */
+function showTexts() {
+  applyStatic();
+  fillAround($('tagline'), t('tagline'), 'model', $('model-name'));
+  fillAround($('lock-text'), t('noise.locked'), 'ref', $('lock-ref'));
+  if (state.lock) $('lock-ref').textContent = describeRef(state.lock.ref, state.lock.described ?? 'ref.selected');
+  showStatus();
+  showHdOptions();
+  showPickers();
+  showLinkNotice(state.notice);
+  for (const button of document.querySelectorAll('.tile-box > .tile')) nameTile(button);
+  for (const star of document.querySelectorAll('.star')) showStar(star);
+  if (state.selected) $('selected-tags').textContent = describeLabels(state.selected.labels);
+  showFavouriteButton();
+  showFavourites();
+  if (state.shown) $('copy-link').textContent = t('share.copy');
+}
+
+// ---------------------------------------------------------------- favourites
+
+/** Use `items` as the library (not stored: keep() stores). */
+function setFavourites(items) {
+  state.favourites = items;
+  state.favouriteKeys = new Set(items.map((item) => keyOf(item.noise, item.labels)));
+}
+
+const faceKeys = new WeakMap();   // face -> its keyOf, made once
+
+function favouriteKey(face) {
+  if (!faceKeys.has(face)) faceKeys.set(face, keyOf(face.noise, labelsByName(state.manifest, face.labels)));
+  return faceKeys.get(face);
+}
+
+function isFavourite(face) {
+  return state.manifest !== null && state.favouriteKeys.has(favouriteKey(face));
+}
+
+/** A one-line message in the favourites panel (opened to show it); `error` marks a refusal. */
+function favouritesMessage(text, error = false) {
+  const box = $('favourites-message');
+  box.textContent = text;
+  box.hidden = !text;
+  box.classList.toggle('refused', error);
+  if (text) $('favourites-panel').open = true;
+}
+
+/** Store `items` as the library; refused (storage full), nothing changes and the panel says so. */
+function keep(items) {
+  try {
+    saveFavourites(items);
+  } catch (err) {
+    if (!(err instanceof FileError)) throw err;
+    favouritesMessage(t('file.notKept', { reason: fileReason(err) }), true);
+    return false;
+  }
+  setFavourites(items);
+  showFavourites();
+  return true;
+}
+
+function toggleFavourite(face) {
+  if (!state.manifest) return;
+  const key = favouriteKey(face);
+  if (state.favouriteKeys.has(key)) {
+    keep(state.favourites.filter((item) => keyOf(item.noise, item.labels) !== key));
+    return;
+  }
+  const item = favouriteOf(face, state.manifest, state.generator?.variant.file);
+  state.favouriteFaces.set(item.id, { ...face, width: state.manifest.resolution, height: state.manifest.resolution });
+  if (keep([item, ...state.favourites])) favouritesMessage('');
+  else state.favouriteFaces.delete(item.id);
+}
+
+/** The star of the selected face, as the tiles' stars. */
+function showFavouriteButton() {
+  const kept = state.selected ? isFavourite(state.selected) : false;
+  $('favourite').textContent = `${kept ? '★' : '☆'} ${t(kept ? 'star.remove' : 'star.add')}`;
+  $('favourite').setAttribute('aria-pressed', String(kept));
+}
+
+/** The panel, its count and every star on the page, as the library now is. */
+function showFavourites() {
+  const items = state.favourites;
+  $('favourites-count').textContent = `(${items.length})`;
+  $('favourites-empty').hidden = items.length > 0;
+  $('export-library').disabled = items.length === 0;
+  for (const star of document.querySelectorAll('.star')) showStar(star);
+  showFavouriteButton();
+  if (!state.manifest) return;
+  renderLibrary($('favourites'), items, {
+    manifest: state.manifest, faces: state.favouriteFaces, draw: drawFace,
+    text: { t, describe },
+    actions: {
+      onOpen: (item) => userJob(async () => {
+        await drawFavourites();
+        const face = state.favouriteFaces.get(item.id);
+        if (face) {
+          lockFace(face);
+          $('selected').scrollIntoView({ block: 'nearest' });
+        }
+      }),
+      onRate: (item, step) => keep(state.favourites.map((other) => (other.id === item.id
+        ? { ...other, rating: Math.max(-1_000_000, Math.min(1_000_000, other.rating + step)) } : other))),
+      onSave: (item) => saveFile(characterFile(item), fileName(item.ref ?? item.id)),
+      onRemove: (item) => keep(state.favourites.filter((other) => other.id !== item.id)),
+    },
+  });
+}
+
+/** Draw the favourites not drawn yet with the model loaded (run inside a job), then show the panel. */
+async function drawFavourites() {
+  const todo = state.favourites.map((item) => [item, openWith(item, state.manifest)])
+    .filter(([item, check]) => check.ok && !state.favouriteFaces.has(item.id));
+  for (let start = 0; start < todo.length; start += 64) {
+    const chunk = todo.slice(start, start + 64);
+    const { noise_dim: Z, tags } = state.manifest;
+    const noise = new Float32Array(chunk.length * Z), labels = new Float32Array(chunk.length * tags.length);
+    chunk.forEach(([, check], i) => { noise.set(check.noise, i * Z); labels.set(check.labels, i * tags.length); });
+    const pixels = await state.generator.run(noise, labels, chunk.length);
+    state.generator.faces(noise, labels, pixels).forEach((face, i) => {
+      state.favouriteFaces.set(chunk[i][0].id, { ...face, ref: chunk[i][0].ref ?? null });
+    });
+  }
+  showFavourites();
+}
+
+/** A FileError's message, its place in the file named in the language in use. */
+function fileReason(err) {
+  const { where } = err.params;
+  const place = where === undefined ? '' : where === 'character' ? t('file.whereCharacter') : t('file.whereItem', { n: where });
+  return t(err.key, { ...err.params, where: place });
+}
+
+/** The file chosen in the file box: a character (added and opened) or a library (merged); checked first. */
+async function importFile() {
+  const file = $('import-file').files[0];
+  $('import-file').value = '';
+  if (!file || !state.manifest) return;
+  let parsed, merged;
+  try {
+    const text = file.size > FILE_LIMIT ? '' : await file.text();   // too large: refused unread
+    parsed = parseFile(text, state.manifest, file.size);
+    merged = merge(state.favourites, parsed.items);
+  } catch (err) {
+    if (!(err instanceof FileError)) throw err;
+    favouritesMessage(t('file.refused', { reason: fileReason(err) }), true);
+    return;
+  }
+  if (!keep(merged.items)) return;
+  favouritesMessage(t('file.imported', { count: merged.added, skipped: merged.skipped })
+    + (merged.skipped ? ` ${t('file.skipped', { count: merged.skipped })}` : ''));
+  if (!state.generator) return;
+  await userJob(async () => {
+    await drawFavourites();
+    if (parsed.kind !== 'character') return;
+    const key = keyOf(parsed.items[0].noise, parsed.items[0].labels);   // a character is opened
+    const item = state.favourites.find((other) => keyOf(other.noise, other.labels) === key);
+    const face = item && state.favouriteFaces.get(item.id);
+    if (face) lockFace(face);
+  });
+}
+
+/** Let the visitor save `text` as the JSON file `name`. */
+function saveFile(text, name) {
+  const link = Object.assign(document.createElement('a'), {
+    href: URL.createObjectURL(new Blob([text], { type: 'application/json' })), download: name,
+  });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+const fileName = (ref) => `kyara-character-${String(ref ?? 'face').replace('.', '-')}.json`;
+
 /** After a job: if it loaded another model, hand the new file list to the service worker. */
 function cacheIfSwitched(before) {
   return () => { if (state.generator && state.generator !== before) cacheForOffline(); };
@@ -751,7 +1009,10 @@ function flatten(values, width) {
   return flat;
 }
 
+setLanguage(pickLanguage());
+setFavourites(loadFavourites());
 wire();
+showTexts();
 const ready = job(start);
 ready.then(cacheForOffline, showError);
 
@@ -774,5 +1035,6 @@ window.kyara = {
     return face.pixels;
   },
   idle: () => jobs,
+  favourites: () => JSON.parse(JSON.stringify(state.favourites)),
   get generator() { return state.generator; },
 };

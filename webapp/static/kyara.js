@@ -7,6 +7,8 @@
 //   for (const face of faces) document.body.append(drawFace(document.createElement('canvas'), face));
 //
 // `g.variations(faces[2], { n: 8 })` gives that face and seven close to it (same tags, noise a small step away).
+// `g.generate({ labels: { blush: 0.4, 'blonde hair': 0.7, 'pink hair': 0.3 }, n: 8 })` sets tags to numbers (the
+// model's labels are floats: 0 off, 1 on, a mix of an exclusive group's tags summing to 1).
 // `g.generate({ ..., scale: 4 })` gives the same faces at 256 px (for a 64 px model) through the waifu2x
 // upscaler (`kyara upscaler`), downloaded the first time a scale above 1 is asked for.
 //
@@ -124,6 +126,47 @@ export function varyNoise(noise, { n, seed, angle = VARIATION_ANGLE }) {
     for (let j = 0; j < Z; j++) out[i * Z + j] = Math.cos(angle) * noise[j] + scale * u[j];
   }
   return out;
+}
+
+/**
+ * `labels` given as numbers (Generator.inputs): an object { tag name: number } sets those tags in every row
+ * of `drawn` (Float32Array n*T, changed in place), an exclusive or at-most-one group with any of its tags
+ * named having its other tags 0; an array of T numbers is every row's labels, and n rows of T (or one flat
+ * list of n*T) are the rows themselves. Every number must be finite (RangeError); names are read as tags are.
+ */
+function applyLabels(manifest, drawn, n, labels) {
+  const T = manifest.tags.length;
+  const finite = (value, what) => {
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw new RangeError(`${what} must be a finite number, got ${String(value)}`);
+    return value;
+  };
+  if (Array.isArray(labels) || ArrayBuffer.isView(labels)) {
+    const { flat, rows, shape } = readNoise(labels);
+    const one = rows === null && flat.length === T;
+    if (!one && ((rows ?? n) !== n || flat.length !== n * T)) {
+      throw new RangeError(`labels have shape ${shape}; this model takes ${T} labels per face (shape (${n}, ${T}) for n=${n}, or (${T},))`);
+    }
+    const values = rows ? labels.flatMap((row) => Array.from(row)) : Array.from(labels);
+    values.forEach((value, i) => finite(value, `label ${i % T} (${manifest.tags[i % T]})`));
+    if (!flat.every(Number.isFinite)) throw new RangeError('labels must be finite as float32 numbers');
+    for (let i = 0; i < n; i++) drawn.set(one ? flat : flat.subarray(i * T, (i + 1) * T), i * T);
+    return;
+  }
+  if (labels === null || typeof labels !== 'object') {
+    throw new RangeError(`labels must be numbers: { tag: number } or rows of ${T} numbers, got ${String(labels)}`);
+  }
+  const column = new Map(manifest.tags.map((tag, i) => [tag, i]));
+  const set = new Map();
+  for (const [name, value] of Object.entries(labels)) {
+    const [tag] = parseTags(manifest, [name]);
+    set.set(column.get(tag), finite(value, `the value of '${tag}'`));
+  }
+  for (const group of manifest.groups) {
+    if (!(group.exclusive || group.at_most_one)) continue;
+    const cols = group.tags.map((tag) => column.get(tag));
+    if (cols.some((col) => set.has(col))) for (const col of cols) if (!set.has(col)) set.set(col, 0);
+  }
+  for (let i = 0; i < n; i++) for (const [col, value] of set) drawn[i * T + col] = value;
 }
 
 /** Noise given as n rows or one flat list: its numbers (Float32Array), rows (null if flat) and shape text. */
@@ -265,9 +308,12 @@ export class Generator {
    * The model's inputs for `generate`, without running it: { noise, labels (Float32Array n*Z and n*T),
    * n, seed } (export.runtime's Generator.inputs). n defaults to the number of noise rows given, else 1;
    * seed to a random one (returned). The noise is drawn even when `noise` is given, so the labels are
-   * those of the seed either way.
+   * those of the seed either way. `labels` (numbers: { tag: value }, or T numbers, or n rows of T) then
+   * replaces drawn values (applyLabels): { blush: 0.4 }, or { 'blonde hair': 0.7, 'pink hair': 0.3 } for
+   * a mix of an exclusive group. The numbers are used as given: 0 and 1 are off and on, and in training
+   * each exclusive group summed to 1.
    */
-  inputs({ tags = [], n, seed, noise } = {}) {
+  inputs({ tags = [], labels, n, seed, noise } = {}) {
     const Z = this.manifest.noise_dim;
     const given = noise === undefined || noise === null ? null : readNoise(noise);
     n ??= given?.rows ?? 1;
@@ -282,7 +328,9 @@ export class Generator {
       }
       drawn = given.flat;
     }
-    return { noise: drawn, labels: sampleLabels(this.manifest, n, rng, chosen), n, seed };
+    const drawnLabels = sampleLabels(this.manifest, n, rng, chosen);
+    if (labels !== undefined && labels !== null) applyLabels(this.manifest, drawnLabels, n, labels);
+    return { noise: drawn, labels: drawnLabels, n, seed };
   }
 
   /** The model's RGBA bytes (Uint8Array n*R*R*4) for n rows of noise and labels (Float32Arrays). */
@@ -292,7 +340,8 @@ export class Generator {
 
   /**
    * n faces with `tags` on (a list or a text) and every other group drawn from the manifest's priors:
-   * generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 }). Options as `inputs`, and scale (1, 2
+   * generate({ tags: ['blonde hair', 'red eyes'], n: 8, seed: 7 }); `labels` sets tags to numbers
+   * ({ blush: 0.5 }). Options as `inputs`, and scale (1, 2
    * or 4: the faces at that many times the model's resolution, through the upscaler) with onProgress(done,
    * total) while upscaling; throws a TagError for an unknown tag or two tags of one exclusive group, or a
    * RangeError for another scale, before anything runs.
