@@ -1,4 +1,5 @@
-"""Commands of the export package: `kyara export` (needs torch), `kyara generate` and `kyara upscaler` (do not)."""
+"""Commands of the export package: `kyara export` and `kyara upscaler distill` / `student` (need torch),
+`kyara generate` and `kyara upscaler convert` (do not)."""
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = steps.add_parser("distill", help="train a small upscaler (a plain UpConv student) to give an upscaler "
                                          "folder's pictures with ~1/9 of its multiply-adds (needs torch)")
-    p.add_argument("--teacher", required=True, help="the upscaler folder to imitate, e.g. models/upscaler")
+    p.add_argument("--teacher", required=True, help="the upscaler folder to imitate, e.g. models/upscaler-waifu2x")
     p.add_argument("--run-dir", required=True, help="folder for the data, the checkpoint and the validation log")
     p.add_argument("--steps", type=positive_int, help="train until this many steps (in all, across --resume)")
     p.add_argument("--minutes", type=_positive_float, help="train until this many minutes (in all, across --resume); "
@@ -74,10 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                       "(default: 32)")
     p.add_argument("--batch", type=positive_int, help="patches per step (default: 32)")
     p.add_argument("--lr", type=_positive_float, help="Adam's learning rate before its cosine decay (default: 0.001)")
-    p.add_argument("--getchu", help="MLDS tar of 64 px Getchu faces (default: ../shared/data/getchu_extra_data_64px.tar)")
+    p.add_argument("--getchu", help="MLDS tar of 64 px Getchu faces "
+                                    "(default: ../shared/data/getchu_extra_data_64px.tar)")
     p.add_argument("--konachan", help="MLDS tar of Konachan faces, resized to 64 px "
                                       "(default: ../shared/data/konachan_faces_96px.tar)")
-    p.add_argument("--generator", help="a `kyara export` model folder whose faces join the data (default: models/default)")
+    p.add_argument("--generator", help="a `kyara export` model folder whose faces join the data "
+                                       "(default: models/default)")
     p.add_argument("--getchu-faces", type=non_negative_int, help="faces drawn from --getchu (default: 2000)")
     p.add_argument("--konachan-faces", type=non_negative_int, help="faces drawn from --konachan (default: 600)")
     p.add_argument("--generated-faces", type=non_negative_int, help="faces drawn from --generator (default: 600)")
@@ -96,8 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = steps.add_parser("student", help="a `distill` run's student -> upscaler folder (ONNX, manifest, licence)")
     p.add_argument("run_dir", help="the run folder of `kyara upscaler distill`")
     p.add_argument("-o", "--out", type=output_folder, required=True, help="upscaler folder to write")
-    p.add_argument("--default", choices=("fp32", "compact"), default="compact",
-                   help="the file the page and the runtime load (manifest `file`)")
+    p.add_argument("--default", choices=("fp32", "compact"), default="fp32",
+                   help="the file the page and the runtime load (manifest `file`): a student's fp32 file is "
+                        "already small (~0.4 MB), and its int8 weights cost it several dB against the teacher")
     p.set_defaults(func=_upscaler_student)
 
 

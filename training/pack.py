@@ -43,7 +43,7 @@ def _decode(args: tuple[str, bytes | Path, int]) -> tuple[str, np.ndarray | None
         return name, None, skip_reason(exc)
 
 
-def _tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
+def tar_items(path: Path) -> tuple[dict[str, list[str]], Iterator[tuple[str, bytes]]]:
     """The tar's tag rows and its images. Every member's header is read first, so a tar that ends early (cut
     off in a copy or a download) is refused before any image is decoded, not after an hour of decoding."""
     try:
@@ -142,7 +142,7 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
         if tag_file:
             raise ValueError(f"--tags {tag_file}: a tag file is for a folder of crops; {source} is a tar, whose tags "
                              "are its first member (add tags a source lacks with --labels)")
-        tags, items = _tar_items(source)
+        tags, items = tar_items(source)
     elif source.is_dir():
         tag_path = Path(tag_file) if tag_file else source / "tags.csv"
         tags, items = _folder_items(source, tag_path)
