@@ -17,7 +17,7 @@ from webapp.headless import launch
 from webapp.server import serve_in_background
 
 DEFAULT_OUT = REPO_ROOT / "docs" / "screenshot.png"
-LINK = "#s=20251&t=7&n=8"                  # the seeds of the faces shown
+LINK = "#s=20251&t=7&n=8&hd=4"             # the seeds of the faces shown; HD at 256 px
 
 
 def take(browser, url: str, out: Path) -> None:

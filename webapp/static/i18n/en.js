@@ -52,7 +52,7 @@ export default {
     "run.model": "Model",
     "run.hd": "HD",
     "run.hdGrid": "Results in HD too",
-    "run.hdHelp": "HD redraws the selected face, the interpolation and the PNG larger with waifu2x, an anime-art upscaler (downloaded the first time you use it).",
+    "run.hdHelp": "HD redraws the selected face, the interpolation and the PNG larger with an anime-art upscaler learnt from waifu2x (downloaded the first time you use it).",
     "run.generate": "Generate",
     "hd.off": "Off ({px} px)",
     "hd.downloading": "Downloading the upscaler",

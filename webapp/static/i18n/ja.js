@@ -54,7 +54,7 @@ export default {
     "run.model": "モデル",
     "run.hd": "HD",
     "run.hdGrid": "結果も HD で表示",
-    "run.hdHelp": "HD では、選択した顔・補間・PNG を、アニメ絵向けの拡大器 waifu2x で大きく描き直します（初めて使うときにダウンロードされます）。",
+    "run.hdHelp": "HD では、選択した顔・補間・PNG を、waifu2x から学んだアニメ絵向けの拡大器で大きく描き直します（初めて使うときにダウンロードされます）。",
     "run.generate": "生成",
     "hd.off": "オフ（{px} px）",
     "hd.downloading": "拡大器をダウンロード中",

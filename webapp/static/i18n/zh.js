@@ -54,7 +54,7 @@ export default {
     "run.model": "模型",
     "run.hd": "HD",
     "run.hdGrid": "结果也以 HD 显示",
-    "run.hdHelp": "HD 会用动漫画风放大器 waifu2x 把所选的脸、插值和 PNG 重新绘制得更大（首次使用时下载）。",
+    "run.hdHelp": "HD 会用从 waifu2x 学来的动漫画风放大器把所选的脸、插值和 PNG 重新绘制得更大（首次使用时下载）。",
     "run.generate": "生成",
     "hd.off": "关（{px} px）",
     "hd.downloading": "正在下载放大器",
