@@ -51,6 +51,17 @@ def _remove_made(made: Sequence[Path]) -> None:
             return
 
 
+def _undo(exc: BaseException, tmp: Path, made: Sequence[Path], path: Path) -> None:
+    """After a failed write into `tmp` (a temporary folder for `path`): remove it and the folders this write
+    made, and raise `exc`, naming `path` rather than the temporary name when it is an OSError."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_made(made)
+    named = _named(exc, path, tmp)
+    if named is exc:
+        raise exc
+    raise named from None
+
+
 @contextmanager
 def writing(path: str | Path) -> Iterator[None]:
     """Name `path` in an OSError raised without a file name inside the block: what a failed `write()` or
@@ -168,12 +179,7 @@ def atomic_dir(path: str | Path, *, own_tmp_only: bool = False,
         else:
             os.replace(tmp, path)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _remove_made(made)
-        named = _named(exc, path, tmp)
-        if named is exc:
-            raise
-        raise named from None
+        _undo(exc, tmp, made, path)
     if holder is None:
         return
     if replace_old is None:
@@ -213,12 +219,7 @@ def staged_files(folder: str | Path, last: Sequence[str] = ()) -> Iterator[Path]
             os.replace(file, folder / file.name)
         stage.rmdir()
     except BaseException as exc:
-        shutil.rmtree(stage, ignore_errors=True)
-        _remove_made(made)
-        named = _named(exc, folder, stage)
-        if named is exc:
-            raise
-        raise named from None
+        _undo(exc, stage, made, folder)
 
 
 def _kind(value: object) -> str:

@@ -145,28 +145,21 @@ def ort_file(version: str, name: str) -> Response:
     return _send(name, ort.files.get(name), immutable=version == ort.version)
 
 
-@_route("/model/manifest.json")
-def manifest() -> Response:
-    return _send("manifest.json", _kyara("model").manifest_file, immutable=False)
+# The generator's folder and the upscaler's, each checked and read at start-up (webapp.assets.ServedModel).
+SERVED_FOLDERS = "any(model, upscaler)"
 
 
-@_route("/model/<name>")
-def model_file(name: str) -> Response:
-    model = _kyara("model")
-    sha256 = model.versions.get(name)
-    return _send(name, model.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
+@_route(f"/<{SERVED_FOLDERS}:folder>/manifest.json")
+def folder_manifest(folder: str) -> Response:
+    return _send("manifest.json", _kyara(folder).manifest_file, immutable=False)
 
 
-@_route("/upscaler/manifest.json")
-def upscaler_manifest() -> Response:
-    return _send("manifest.json", _kyara("upscaler").manifest_file, immutable=False)
-
-
-@_route("/upscaler/<name>")
-def upscaler_file(name: str) -> Response:
-    upscaler = _kyara("upscaler")
-    sha256 = upscaler.versions.get(name)
-    return _send(name, upscaler.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
+@_route(f"/<{SERVED_FOLDERS}:folder>/<name>")
+def folder_file(folder: str, name: str) -> Response:
+    """A model or upscaler file; immutable when its URL carries the manifest's sha256 as ?v=."""
+    served = _kyara(folder)
+    sha256 = served.versions.get(name)
+    return _send(name, served.files.get(name), immutable=bool(sha256) and request.args.get("v") == sha256)
 
 
 @bp.after_app_request
