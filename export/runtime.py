@@ -34,6 +34,12 @@ def sample_labels(manifest: dict, n: int, rng: np.random.Generator, chosen: Sequ
     return Vocabulary(manifest["tags"]).sample_labels([priors[t] for t in manifest["tags"]], n, rng, chosen)
 
 
+def check_scale(scale: int) -> None:
+    """Refuse a scale other than 1, 2 or 4 (ValueError)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+
+
 def session_config(manifest: dict, file_name: str) -> dict[str, str]:
     """The onnxruntime session config entries the manifest's variant of `file_name` asks for (none: {})."""
     variant = next((v for v in manifest.get("variants", ()) if v.get("file") == file_name), {})
@@ -93,8 +99,7 @@ class Upscaler:
 
     def upscale(self, rgba: np.ndarray, scale: int) -> np.ndarray:
         """N x H x W x 4 uint8 faces at `scale` (1, 2 or 4) times their size."""
-        if scale not in SCALES:
-            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        check_scale(scale)
         for _ in range({1: 0, 2: 1, 4: 2}[scale]):
             rgba = np.concatenate([self.session.run(["rgba"], {"rgba_in": rgba[i:i + UPSCALE_BATCH]})[0]
                                    for i in range(0, len(rgba), UPSCALE_BATCH)])
@@ -158,8 +163,7 @@ class Generator:
     def faces(self, noise: np.ndarray, labels: np.ndarray, scale: int = 1) -> Iterator[Image.Image]:
         """The faces (RGB PIL images) of `inputs`' noise and labels one by one, made BATCH at a time: memory
         stays flat however many are asked for, and a caller can write each as it comes."""
-        if scale not in SCALES:     # before anything runs
-            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        check_scale(scale)     # before anything runs
         for i in range(0, len(noise), BATCH):
             rgba = self.run(noise[i:i + BATCH], labels[i:i + BATCH])
             if scale > 1:
@@ -170,6 +174,5 @@ class Generator:
                  noise: np.ndarray | None = None, scale: int = 1) -> list[Image.Image]:
         """n faces (RGB PIL images) with `tags` on; groups left open are drawn from the priors. `scale` 2 or 4
         gives the same faces at twice or four times the size, through the upscaler."""
-        if scale not in SCALES:     # before anything runs
-            raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        check_scale(scale)     # before anything runs
         return list(self.faces(*self.inputs(tags, n, seed, noise), scale=scale))
