@@ -209,7 +209,7 @@ def test_existing_configs_and_checkpoints_have_no_attention():
 def test_the_v6_config_is_v5s_recipe_with_attention_at_16():
     from pathlib import Path
     root = Path(__file__).resolve().parent.parent
-    v5, v6 = load_config(str(root / "configs/ab4-adv5.json")), load_config(str(root / "configs/v6-attention.json"))
+    v5, v6 = load_config(str(root / "configs/v5.json")), load_config(str(root / "configs/v6-attention.json"))
     assert v6.model.attention_res == 16
     differ = {k for k, v in v6.to_json().items() if v != v5.to_json()[k]}
     assert differ == {"name", "model"}
