@@ -1,4 +1,4 @@
-"""Data-pipeline throughput: `kyara crop` on ../shared/data/test_pictures, and the shipped tagger.
+"""Data-pipeline throughput: `kyara data crop` on ../shared/data/test_pictures, and the shipped tagger.
 
     python benchmarks/data.py [--pictures DIR] [--workers 2]
 
@@ -16,7 +16,7 @@ from PIL import Image
 
 from tagger.model import load_tagger
 from tagger.tag import tag_folder
-from training.crop import crop_folder
+from dataset.crop import crop_folder
 
 PICTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "test_pictures"
 

@@ -13,7 +13,7 @@
 # Stages:
 # 1. the machine: torch, CUDA and the GPU's name;
 # 2. the tests of the training loop, on their own device choice (cuda when present): trainer, recipe, slim;
-# 3. benchmarks/train_step.py: images/s of the main-line recipe (configs/ab4-adv5.json) at batch 32, 256 and
+# 3. benchmarks/train_step.py: images/s of the main-line recipe (configs/v5.json) at batch 32, 256 and
 #    1024, bf16 autocast (the config's amp) and fused Adam as the trainer sets them on CUDA;
 # 4. a short real run of `kyara train` at batch 256 with torch.compile of G, a checkpoint, then --resume
 #    for a few steps more (the resume path on CUDA), and torchrun with one process.
@@ -42,9 +42,9 @@ if [ "$QUICK" != 1 ]; then   # CI runs them on a CPU anyway; a check of the scri
   run "$PY" -m pytest -q -x -p no:cacheprovider tests/test_trainer.py tests/test_recipe.py tests/test_slim.py
 fi
 
-stage "train step, configs/ab4-adv5.json"
+stage "train step, configs/v5.json"
 for batch in $BATCHES; do
-  run "$PY" benchmarks/train_step.py --config configs/ab4-adv5.json --device "$DEVICE" --batch "$batch" \
+  run "$PY" benchmarks/train_step.py --config configs/v5.json --device "$DEVICE" --batch "$batch" \
       --steps "$STEPS" --rounds 2 --warmup 2
 done
 
@@ -54,7 +54,7 @@ RUN_DIR="$OUT/run"
 rm -rf "$DATA" "$RUN_DIR" "$RUN_DIR-torchrun"
 run "$PY" -c "from pathlib import Path; from benchmarks.train_step import random_packed; \
 random_packed(Path('$DATA'), 64, n=2048)"
-COMMON=(configs/ab4-adv5.json --data "$DATA" --device "$DEVICE" --set batch_size="$RUN_BATCH"
+COMMON=(configs/v5.json --data "$DATA" --device "$DEVICE" --set batch_size="$RUN_BATCH"
         --set ckpt_every="$RUN_STEPS" --set sample_every="$RUN_STEPS" --set log_every=50)
 SECONDS=0
 run "$PY" -m kyara train "${COMMON[@]}" --run-dir "$RUN_DIR" --steps "$RUN_STEPS" --set compile=true

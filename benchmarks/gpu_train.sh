@@ -11,20 +11,20 @@
 #   TAR      the Getchu tar (required); the labels beyond colour come from the shipped tagger, run there on
 #            its CPUs (about 6 CPU-minutes), plus the hand-checked files in data/labels/ (the bundled model's
 #            data was tagged by the tagger before the shipped one: the counts differ a little, docs/data.md)
-#   CONFIG   the recipe (default configs/ab4-adv5.json, the bundled model's); e.g. configs/v6-attention.json
-#   INIT     the portable checkpoint to go on from (default slim/ab4-adv5, the bundled model's)
+#   CONFIG   the recipe (default configs/v5.json, the bundled model's); e.g. configs/v6-attention.json
+#   INIT     the portable checkpoint to go on from (default portable/v5, the bundled model's)
 #   MINUTES  training time (default 8); the run keeps a checkpoint every 200 steps, so at most that is lost
 #   BATCH    batch size (default 256; the recipe's 32 is sized for a CPU)
-#   OUT      where the results go (default /tmp/gpu-train): slim/ (G_ema, D, config, vocab: `kyara train
-#            CONFIG --init OUT/slim` goes on from it anywhere), metrics.jsonl and the log
+#   OUT      where the results go (default /tmp/gpu-train): portable/ (G_ema, D, config, vocab: `kyara train
+#            CONFIG --init OUT/portable` goes on from it anywhere), metrics.jsonl and the log
 #
 # The data must reach the machine: the tar is 135 MB. Where the machine only gets a copy of the checkout of
 # limited size, carry a folder holding the tar (or the packed set, as PACKED=folder instead of TAR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
-CONFIG=${CONFIG:-configs/ab4-adv5.json}
-INIT=${INIT:-slim/ab4-adv5}
+CONFIG=${CONFIG:-configs/v5.json}
+INIT=${INIT:-portable/v5}
 MINUTES=${MINUTES:-8}
 BATCH=${BATCH:-256}
 OUT=${OUT:-/tmp/gpu-train}
@@ -47,13 +47,13 @@ elif [ -n "${TAR:-}" ] && [ -f "$TAR" ]; then
   tar -xf "$TAR" -C "$WORK/images"
   IMAGES=$(dirname "$(find "$WORK/images" -name '*.jpg' -print -quit)")
   [ "$QUICK" = 1 ] && find "$IMAGES" -name '*.jpg' | sort | tail -n +2001 | xargs -r rm
-  "$PY" -m kyara tag "$IMAGES" -o "$WORK/tags.csv" 2>&1 | tr '\r' '\n' | tail -2 | tee -a "$LOG"
+  "$PY" -m kyara data tag "$IMAGES" -o "$WORK/tags.csv" 2>&1 | tr '\r' '\n' | tail -2 | tee -a "$LOG"
   say "packing"
   LABELS=(--labels "$WORK/tags.csv")
   for f in data/labels/getchu_review_*.csv; do LABELS+=(--labels "$f"); done
   ATTRIBUTES=${ATTRIBUTES:-$(dirname "$TAR")/getchu_attributes.csv}   # the faces annotated by eye
   [ -f "$ATTRIBUTES" ] && LABELS+=(--labels "$ATTRIBUTES")
-  "$PY" -m kyara pack "$TAR" -o "$WORK/packed" --resolution 64 "${LABELS[@]}" \
+  "$PY" -m kyara data pack "$TAR" -o "$WORK/packed" --resolution 64 "${LABELS[@]}" \
     --min-faces 100 2>&1 | tr '\r' '\n' | tail -3 | tee -a "$LOG"
   DATA=$WORK/packed
 else
@@ -73,8 +73,8 @@ if [ -z "$LAST" ]; then
   exit 1
 fi
 say "bringing back $LAST as a portable checkpoint"
-rm -rf "$OUT/slim"
-"$PY" -m kyara slim "$LAST" -o "$OUT/slim" | tee -a "$LOG"
+rm -rf "$OUT/portable"
+"$PY" -m kyara portable "$LAST" -o "$OUT/portable" | tee -a "$LOG"
 cp "$WORK/run/metrics.jsonl" "$OUT/metrics.jsonl"
 rm -rf "$WORK"
-say "done: $OUT/slim (go on with: kyara train $CONFIG --init $OUT/slim ...)"
+say "done: $OUT/portable (go on with: kyara train $CONFIG --init $OUT/portable ...)"

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 from common.packed import PackedSet
-from training.realness import Protocol, judges, real_faces, realness
+from metrics.realness import Protocol, judges, real_faces, realness
 
 
 def checkerboard(images: np.ndarray, amplitude: float) -> np.ndarray:

@@ -4,7 +4,7 @@
         --run old=~/kyara-runs/ab-old --run new=~/kyara-runs/ab-new --every 500 -o docs/time_to_quality.png
 
 For each run, every checkpoint whose step is a multiple of --every is scored once: realness (the fixed
-protocol of training/realness.py, against the validation split), shape realness (the same on faces shrunk
+protocol of metrics/realness.py, against the validation split), shape realness (the same on faces shrunk
 to 32 px) and the face rate of the same held-out generated faces. Scores are appended to `realness.jsonl`,
 `shape_realness.jsonl` and `face_rate.jsonl` in the run directory (one JSONL per metric), so a re-run only
 scores the checkpoints that lack a realness or shape-realness row. A checkpoint's time is the run's own
@@ -19,10 +19,12 @@ from pathlib import Path
 
 from common.packed import PackedSet
 from training.checkpoint import list_checkpoints, load_generator, step_of
-from training.curves import panel, stack
-from training.evaluate import Source, face_rate, matched_labels, torch_source
+from metrics.curves import panel, stack
+from export.adapters import Source, torch_source
+from metrics.base import matched_labels
+from metrics.face_rate import face_rate
 from training.grid import save_png
-from training.realness import Protocol, judges, real_faces, real_figure, realness
+from metrics.realness import Protocol, judges, real_faces, real_figure, realness
 
 SEED = 0
 

@@ -2,7 +2,7 @@
 penalty, both optimizer steps, EMA) on random data, and the FLOPs it costs.
 
     python benchmarks/train_step.py --config cpu64 --device cpu --batch 32 --steps 10
-    python benchmarks/train_step.py --config paper --batch 16 --recipe configs/recipe-ab-new.json
+    python benchmarks/train_step.py --config paper --batch 16 --recipe configs/v5.json
 
 With --recipe, the same config is measured twice, as it is ("old") and with the recipe file's switches
 on top ("new": augmentation, lazy penalty, upsampling, G's widths, ...), in alternating rounds, so that a noisy box

@@ -1,9 +1,9 @@
-"""The crop folder's records, read and written: what `kyara crop` made and what `kyara tag` reads.
+"""The crop folder's records, read and written: what `kyara data crop` made and what `kyara data tag` reads.
 
     crops.jsonl   one record per crop: crop, source, box, crop_box, neighbours, phash
     done.jsonl    one record per finished source: its stamp, faces found and crops kept, or why it was skipped
 
-Here rather than in `training/crop.py` (detection and cutting, which need OpenCV) because the tagger reads
+Here rather than in `dataset/crop.py` (detection and cutting, which need OpenCV) because the tagger reads
 these records too and may not import `training`.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _repair_jsonl(path: Path, keep: Callable[[dict], bool] = lambda record: True
 
 
 def finished_crops(folder: str | Path) -> list[str] | None:
-    """Crop file names of the pictures `kyara crop` finished in `folder`; None if it is no crop folder.
+    """Crop file names of the pictures `kyara data crop` finished in `folder`; None if it is no crop folder.
 
     Crops of a picture whose run was interrupted are left out: the next crop run writes them again.
     """

@@ -200,7 +200,7 @@ def staged_files(folder: str | Path, last: Sequence[str] = ()) -> Iterator[Path]
     staged files are removed, and so is `folder` with the parents this call made: a failed command leaves
     the folder as it found it.
 
-    For outputs of many files beside files of the user's (`kyara generate`, `kyara export`); files only, no
+    For outputs of many files beside files of the user's (`kyara sample`, `kyara export`); files only, no
     sub-folders. A killed process leaves its hidden `.staged-*` folder, which no reader lists.
     """
     folder = Path(folder)

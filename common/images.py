@@ -1,4 +1,4 @@
-"""The one picture decoder of `kyara crop`, `kyara tag` and `kyara pack`.
+"""The one picture decoder of `kyara data crop`, `kyara data tag` and `kyara data pack`.
 
 All three read the same files, so they must see the same pixels: a 16-bit or transparent picture that crop
 reads one way and pack another would train on something the tagger never saw. Each caller skips a file it
@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # BT.601 RGB -> (Y, Cb, Cr): luminance and chroma, for the spectrum that measures grain in each
-# (training/spectrum.py) and the generator's chroma blur (training/models.ChromaBlur).
+# (metrics/spectrum.py) and the generator's chroma blur (training/models.ChromaBlur).
 YCBCR = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 

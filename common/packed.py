@@ -66,7 +66,7 @@ class PackedSet:
         path = Path(path)
         for name in (IMAGES, LABELS, META):
             if not (path / name).is_file():
-                raise FileNotFoundError(f"{path}: not a packed set (missing {name}); make one with `kyara pack`")
+                raise FileNotFoundError(f"{path}: not a packed set (missing {name}); make one with `kyara data pack`")
         meta = read_json(path / META)
         try:
             vocab = Vocabulary.from_json(meta.get("vocabulary"))

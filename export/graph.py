@@ -7,7 +7,8 @@ bytes happens inside the graph, in the same arithmetic as `training.grid.to_uint
 The last step, float to bytes, is a QuantizeLinear (scale 1, zero point 0) rather than the Cast that
 `torch.onnx` writes: the same bytes (its input is already rounded and within 0..255), but onnxruntime-web's
 Cast from float to uint8 took as long as the whole generator before it (fp32 file, two WASM threads, headless
-Chromium: 17-23 ms a face at batch 1 with the Cast, 9-11 with QuantizeLinear; docs/runs/v2-runs.md section 20).
+Chromium: 17-23 ms a face at batch 1 with the Cast, 9-11 with QuantizeLinear;
+docs/experiments/2026-12-03-browser-time.md).
 """
 from __future__ import annotations
 

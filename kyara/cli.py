@@ -1,7 +1,9 @@
-"""`kyara <command>`: each package registers its own subcommands in its `cli` module.
+"""`kyara <command>`: the command line, one module of commands per stage of the pipeline (kyara/data.py,
+train.py, sample.py, judge.py, evaluate.py, export.py; webapp/cli.py for the page).
 
-The `cli` modules import only argparse and `common.argtypes` at the top; heavy imports (torch, timm, onnx)
-happen inside the command that needs them, so `kyara serve` starts without torch.
+The command modules import only argparse and `common.argtypes` at the top; heavy imports (torch, timm, onnx)
+happen inside the command that needs them, so `kyara serve` starts without torch. They sit above every
+package, so a command may wire any of them together (`kyara train` hands the trainer the metrics' evaluator).
 """
 from __future__ import annotations
 
@@ -11,7 +13,18 @@ import errno
 import importlib
 import sys
 
-COMMAND_MODULES = ("training.cli", "tagger.cli", "export.cli", "webapp.cli")
+COMMAND_MODULES = ("kyara.data", "kyara.train", "kyara.sample", "kyara.judge", "kyara.evaluate", "kyara.export",
+                   "webapp.cli")
+DESCRIPTION = """Kyara: anime faces with the attributes you pick, drawn by a GAN that runs in the browser.
+
+  see faces now         kyara serve                  (the page, on the bundled model)
+  faces as files        kyara sample MODEL -o faces/
+  make your own model   kyara data crop|tag|review|pack -> kyara train -> kyara export -> kyara serve --model
+  judge a model         kyara eval (figures beside real faces), kyara judge (blind sheets for a person)"""
+# Spellings of earlier versions, still accepted: old command -> the words that replace it.
+RENAMED = {"crop": ("data", "crop"), "tag": ("data", "tag"), "review": ("data", "review"), "pack": ("data", "pack"),
+           "compare": ("judge", "compare"), "blind": ("judge", "blind"), "blind-count": ("judge", "count"),
+           "slim": ("portable",), "generate": ("sample",)}
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -45,7 +58,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="kyara", description=__doc__.splitlines()[0])
+    parser = Parser(prog="kyara", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    epilog="Run `kyara COMMAND --help` for a command's options. Earlier spellings still work: "
+                           + ", ".join(f"kyara {old} (now kyara {' '.join(new)})" for old, new in RENAMED.items())
+                           + ".")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -59,9 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that keep what they finished and go on from it when run again: a full disk says so.
-RESUMABLE = {"crop": "free some space, then run the same command again to go on where it stopped",
+RESUMABLE = {"data crop": "free some space, then run the same command again to go on where it stopped",
              "train": "free some space, then run it again with --resume to go on from its last checkpoint"}
 _OUTPUT_OPTIONS = ("out", "out_dir", "run_dir")   # where a command writes, named when a failed write names nothing
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed in today's words, e.g. "data crop" or "train": the start of its messages."""
+    return " ".join(filter(None, (args.command, getattr(args, "step", None))))
 
 
 def _message(exc: Exception, args: argparse.Namespace | None = None) -> str:
@@ -72,22 +93,32 @@ def _message(exc: Exception, args: argparse.Namespace | None = None) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         place = exc.filename or next((getattr(args, k) for k in _OUTPUT_OPTIONS if getattr(args, k, None)), None)
         text = f"{place}: {exc.strerror or 'No space left on device'}" if place else str(exc)
-        hint = RESUMABLE.get(getattr(args, "command", ""))
+        hint = RESUMABLE.get(command_name(args)) if args else None
         return f"{text}; {hint}" if hint else text
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)
 
 
+def renamed(argv: list[str]) -> list[str]:
+    """An earlier version's command line in today's words; `kyara sample` wrote a folder of faces by default."""
+    if not argv or argv[0] not in RENAMED:
+        return argv
+    new = [*RENAMED[argv[0]], *argv[1:]]
+    if argv[0] == "generate" and not {"-o", "--out"} & set(argv) and not any(a.startswith("--out=") for a in argv):
+        new += ["--out", "generated"]
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(renamed(sys.argv[1:] if argv is None else list(argv)))
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
-        print(f"kyara {args.command}: interrupted", file=sys.stderr)
+        print(f"kyara {command_name(args)}: interrupted", file=sys.stderr)
         return 130
     # The user's input or machine (a bad path, a full disk), not a bug: one line, not a traceback.
     except (ValueError, OSError) as exc:
         message = " ".join(_message(exc, args).splitlines())   # one line, whatever the message held
-        print(f"kyara {args.command}: {message}", file=sys.stderr)
+        print(f"kyara {command_name(args)}: {message}", file=sys.stderr)
         return 2

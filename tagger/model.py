@@ -6,11 +6,11 @@ vector, and one linear layer maps it to one logit per vocabulary tag. A tagger m
 own for the tags outside the exclusive groups (`attribute_backbone`): hair length and expression have a few
 thousand labels against the colours' tens of thousands, and in a shared trunk the colours shape the
 features (a plain CNN trained on the annotated faces alone reads short hair at F1 0.80 where the shared
-trunk stays at 0.72; docs/runs/v2-runs.md, section 7). A third trunk may read chosen tags (smile) from the
-mouth alone (`mouth_backbone`, `mouth_tags`): a box around the mouth, enlarged, where a whole 64 px face
+trunk stays at 0.72; docs/experiments/2026-12-01-tagger-v5.md). A third trunk may read chosen tags (smile) from
+the mouth alone (`mouth_backbone`, `mouth_tags`): a box around the mouth, enlarged, where a whole 64 px face
 leaves the mouth a few pixels that the trunk must first find (a probe of the same network on the same faces
-ranks smile at average precision 0.78 from the box, 0.70 from the whole face; docs/runs/v2-runs.md,
-section 13). Groups decide how logits become
+ranks smile at average precision 0.78 from the box, 0.70 from the whole face;
+docs/experiments/2026-12-02-tagger-v6-mouth.md). Groups decide how logits become
 probabilities: an exclusive group (hair colour, eye colour) is a softmax over its tags, because a face has
 exactly one hair colour; every other tag is an independent sigmoid.
 
@@ -248,7 +248,8 @@ class Tagger:
 
     @property
     def load_size(self) -> int | None:
-        """The size `kyara tag` decodes pictures at for `predict` (the input size, as `kyara pack` resizes)."""
+        """The size `kyara data tag` decodes pictures at for `predict` (the input size, as `kyara data pack`
+        resizes)."""
         return self.config.input_size
 
     @torch.no_grad()

@@ -1,14 +1,14 @@
-"""`kyara review`: numbered contact sheets for checking tags by eye, and corrections read back into the labels.
+"""`kyara data review`: numbered contact sheets for checking tags by eye, and corrections read back into the labels.
 
-The paper checked its automatic tags by hand; this is how. `kyara review sheets` lays faces out on numbered
+The paper checked its automatic tags by hand; this is how. `kyara data review sheets` lays faces out on numbered
 sheets, 30 to a sheet with each 64 px crop shown at 168 px (large enough to see a blush or glasses): either
 the faces that have a tag, or all faces ranked by the tagger's probability for it (how rare tags are found:
 the faces most likely to wear glasses come first). Beside the sheets it writes `corrections.csv`, one row per
 numbered face in sheet order, `id,<tag>` with the face's current value (1 on, 0 off, -1 unknown). The
-reviewer changes the values that are wrong; `kyara review apply` writes them into a tag file, and the same
+reviewer changes the values that are wrong; `kyara data review apply` writes them into a tag file, and the same
 file is a `--labels` file for `kyara tagger train` (a packed set's labels are fixed when it is packed).
 
-Faces come from a folder of crops with its tag file (`kyara tag` output: its `p:<tag>` columns rank the
+Faces come from a folder of crops with its tag file (`kyara data tag` output: its `p:<tag>` columns rank the
 faces), or from a packed set (ranked by running a tagger on it; one image per face group, since a mirror
 twin is the same face and takes its labels).
 """
@@ -18,6 +18,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import AbstractSet as Set, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -27,9 +28,9 @@ from common.images import load_rgb
 from common.packed import PackedSet
 from common.vocab import TagError, canonical
 from tagger.model import Tagger
-from tagger.sources import read_label_file
+from dataset.labels import read_label_file
 from tagger.tag import open_tagger
-from tagger.tagfile import read_tag_columns_by_row, read_tag_file, write_tag_file
+from dataset.tagfile import read_tag_columns_by_row, read_tag_file, write_tag_file
 from tagger.wd import WDTagger
 
 CELL = 168          # px per face on a sheet (the annotators' sheets showed the 64 px crops at 168 px)
@@ -66,10 +67,16 @@ def faces_from_folder(folder: str | Path, tag: str, tag_file: str | Path | None 
     return [Face(name, load_rgb(folder / name), int(tag in tags), by_name.get(name)) for name, tags in rows.items()]
 
 
-def faces_from_packed(packed: PackedSet, tag: str, tagger: Tagger | WDTagger | None = None) -> list[Face]:
-    """One face per face group of a packed set; with a tagger, the tagger's probabilities."""
-    first = np.unique(np.asarray(packed.meta["group"]), return_index=True)[1]
+def faces_from_packed(packed: PackedSet, tag: str, tagger: Tagger | WDTagger | None = None,
+                      skip: Set[str] = frozenset()) -> list[Face]:
+    """One face per face group of a packed set; with a tagger, the tagger's probabilities. Groups holding an
+    image named in `skip` (by name, or by file name without its extension, as label files name them) are left
+    out: a search that goes on past faces already reviewed shows none of them again, nor their twins."""
+    groups = np.asarray(packed.meta["group"])
     names = packed.meta.get("names") or [str(i) for i in range(len(packed))]
+    reviewed = {g for g, name in zip(groups.tolist(), names) if name in skip or Path(name).stem in skip}
+    first = np.unique(groups, return_index=True)[1]
+    first = first[~np.isin(groups[first], list(reviewed))]
     images = np.asarray(packed.images[first])
     values = (packed.labels[first, packed.vocab.index(tag)] if tag in packed.vocab.tags
               else np.full(len(first), -1))
@@ -85,7 +92,7 @@ def choose(faces: list[Face], ranked: bool, limit: int | None) -> list[Face]:
     """The faces with the tag on, or (ranked) all of them by falling probability; at most `limit`."""
     if ranked:
         if any(f.probability is None for f in faces):
-            raise ValueError("ranking needs the tag's probability for every face: tag them with `kyara tag` "
+            raise ValueError("ranking needs the tag's probability for every face: tag them with `kyara data tag` "
                              "(which writes p:<tag> columns) or give a tagger")
         faces = sorted(faces, key=lambda f: -f.probability)
     else:
@@ -132,14 +139,18 @@ def write_sheets(faces: list[Face], tag: str, out_dir: str | Path, what: str) ->
 
 def review_sheets(data: str | Path, tag: str, out_dir: str | Path, ranked: bool = False,
                   tagger_path: str | Path | None = None, tag_file: str | Path | None = None,
-                  limit: int | None = None) -> list[Path]:
-    """`kyara review sheets`: contact sheets of the faces of `data` (a crop folder or a packed set) for `tag`."""
+                  limit: int | None = None, skip: Sequence[str | Path] = ()) -> list[Path]:
+    """`kyara data review sheets`: contact sheets of the faces of `data` (a crop folder or a packed set) for `tag`;
+    the faces the label files `skip` name are left out (a packed set: their whole face groups)."""
     tag = _tag_of(tag)
     data = Path(data)
+    reviewed = {name for path in skip for name in read_label_file(path).rows}     # read first: a bad file fails now
     if (data / "meta.json").is_file():
-        faces = faces_from_packed(PackedSet.open(data), tag, open_tagger(tagger_path) if ranked else None)
+        faces = faces_from_packed(PackedSet.open(data), tag, open_tagger(tagger_path) if ranked else None,
+                                  reviewed)
     elif data.is_dir():
-        faces = faces_from_folder(data, tag, tag_file)
+        faces = [f for f in faces_from_folder(data, tag, tag_file)
+                 if f.name not in reviewed and Path(f.name).stem not in reviewed]
     else:
         raise FileNotFoundError(f"{data}: neither a packed set nor a folder of crops")
     chosen = choose(faces, ranked, limit)

@@ -1,4 +1,4 @@
-"""`kyara tag`: label a folder of face crops with a tagger and write the tag CSV (with probabilities).
+"""`kyara data tag`: label a folder of face crops with a tagger and write the tag CSV (with probabilities).
 
 The tagger is the shipped one, one of `kyara tagger train`, or a pretrained WD v3 Danbooru tagger
 (`tagger.wd`). The `p:<tag>` columns keep every probability, so a different threshold can be applied later
@@ -16,14 +16,14 @@ from common.crops import finished_crops
 from common.images import IMAGE_SUFFIXES, load_rgb, skip_reason
 from common.vocab import TagError
 from tagger.model import Tagger, load_tagger
-from tagger.tagfile import write_tag_file
+from dataset.tagfile import write_tag_file
 from tagger.wd import WDTagger, is_wd_folder
 
 
 def crops_to_tag(folder: Path) -> list[str]:
     """The images of `folder` to tag, as paths relative to it.
 
-    In a `kyara crop` output folder only the crops of finished pictures: an interrupted picture's crops are
+    In a `kyara data crop` output folder only the crops of finished pictures: an interrupted picture's crops are
     written again by the next crop run and must not be tagged twice. Anywhere else every image, recursively.
     """
     names = finished_crops(folder)
@@ -82,7 +82,7 @@ def tag_folder(folder: str | Path, out: str | Path | None = None, tagger_path: s
                 try:
                     images.append(load_rgb(folder / name, tagger.load_size))
                 except Exception as exc:  # whatever the type, the reason is what the user needs
-                    tqdm.write(f"kyara tag: skipping {name}: {skip_reason(exc)}", file=sys.stderr)
+                    tqdm.write(f"kyara data tag: skipping {name}: {skip_reason(exc)}", file=sys.stderr)
                     continue
                 names.append(name)
             if images:

@@ -1,6 +1,6 @@
 """`kyara tagger train`: fit a tagger on one or more packed sets (and extra label files), calibrate, report.
 
-The data and its splits come from `tagger.sources`: splits are by face group (an image, its mirror twin and
+The data and its splits come from `tagger.data`: splits are by face group (an image, its mirror twin and
 its duplicates stay together), colours are measured on the packed validation splits, and every other tag's
 threshold is chosen on one split (`calibrate`) and its figures measured on another (`report`).
 
@@ -26,7 +26,8 @@ from common.files import atomic_path
 from tagger.model import (DEFAULT_BACKBONE, Tagger, TaggerConfig, TaggerNet, build_net, load_state, load_tagger,
                           save_tagger, tagger_loss)
 from tagger.report import calibrate_thresholds, confident_bounds, evaluate, known_scores, write_report
-from tagger.sources import Source, TrainingData, load_training_data
+from tagger.config import TaggerTrainConfig
+from tagger.data import LabelledSet, TrainingData, load_training_data
 
 STATE = "state.pt"
 
@@ -104,24 +105,25 @@ def _learning_trunk(net: TaggerNet) -> tuple[torch.nn.Module, torch.nn.Module, l
     return None
 
 
-def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | None = None, epochs: int = 10,
-                 batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 0.05,
-                 backbone_weights: str | Path | None = None, seed: int = 0, device: str = "cpu",
-                 limit: int | None = None, oversample: int = 1, fractions: Sequence[float] = (0.6, 0.2, 0.2),
-                 min_positives: int = 0, init: str | Path | None = None, attribute_backbone: str = "",
-                 mouth_backbone: str = "", mouth_tags: Sequence[str] = ("smile",)) -> Tagger:
+def train_tagger(sources: Sequence[LabelledSet], out: str | Path, cfg: TaggerTrainConfig = TaggerTrainConfig(),
+                 device: str = "cpu", limit: int | None = None) -> Tagger:
     """Train, then calibrate thresholds and write the tagger and its report into `out`.
 
-    `init` starts from a trained tagger (its backbone, and the head rows of the tags it knows), e.g. the
-    shipped colour tagger, so that training goes to the new tags. `backbone` defaults to the init tagger's,
-    else to `DEFAULT_BACKBONE`. `limit` caps the number of training images (for smoke tests).
+    `cfg` is the recipe (`tagger.config`). `cfg.init` starts from a trained tagger (its backbone, and the head
+    rows of the tags it knows), e.g. the shipped colour tagger, so that training goes to the new tags.
+    `cfg.backbone` defaults to the init tagger's, else to `DEFAULT_BACKBONE`. `limit` caps the number of
+    training images (for smoke tests).
 
-    `attribute_backbone` adds a second trunk for the non-exclusive tags (`tagger.model`), `mouth_backbone` a
-    third that reads `mouth_tags` from the mouth alone. With `init` as well, only the last of the trunks learns
-    (the mouth trunk where there is one, else the second): every other trunk and head is the init tagger's and
-    stays frozen (its colours do not change), and only the images with a known label for the learning trunk's
-    tags train: it learns from those alone, as the probe that read short hair best did.
+    `cfg.attribute_backbone` adds a second trunk for the non-exclusive tags (`tagger.model`),
+    `cfg.mouth_backbone` a third that reads `cfg.mouth_tags` from the mouth alone. With `init` as well, only the
+    last of the trunks learns (the mouth trunk where there is one, else the second): every other trunk and head
+    is the init tagger's and stays frozen (its colours do not change), and only the images with a known label
+    for the learning trunk's tags train: it learns from those alone, as the probe that read short hair best did.
     """
+    init, backbone, backbone_weights = cfg.init or None, cfg.backbone or None, cfg.backbone_weights or None
+    attribute_backbone, mouth_backbone, mouth_tags = cfg.attribute_backbone, cfg.mouth_backbone, cfg.mouth_tags
+    epochs, batch_size, lr, weight_decay = cfg.epochs, cfg.batch_size, cfg.lr, cfg.weight_decay
+    oversample, fractions, min_positives, seed = cfg.oversample, cfg.fractions, cfg.min_positives, cfg.seed
     data = load_training_data(sources, fractions, seed, min_positives)
     vocab = data.vocab
     train_idx = data.indices("train")
@@ -234,7 +236,8 @@ def train_tagger(sources: Sequence[Source], out: str | Path, backbone: str | Non
     config.bounds = confident_bounds(calibrate_probs, data.labels[calibrate_idx], vocab, tagger.thresholds)
     report = final_report(tagger, data, colour_idx, calibrate_idx, report_idx, min_positives)
     config.thresholds = tagger.thresholds
-    config.training = {"data": report["data"], "epochs": epochs, "batch_size": batch_size, "lr": lr,
+    config.training = {"data": report["data"], "recipe": cfg.to_json(),
+                       "epochs": epochs, "batch_size": batch_size, "lr": lr,
                        **({"frozen_from": str(init)} if frozen else {}),
                        "weight_decay": weight_decay, "seed": seed, "oversample": oversample,
                        "fractions": list(fractions), "min_positives": min_positives,

@@ -1,4 +1,4 @@
-"""A pretrained Danbooru tagger of the WD v3 family, for users who have one (`kyara tag --tagger DIR`).
+"""A pretrained Danbooru tagger of the WD v3 family, for users who have one (`kyara data tag --tagger DIR`).
 
 SmilingWolf's WD taggers v3 (`SmilingWolf/wd-vit-tagger-v3`, `wd-convnext-tagger-v3`, `wd-swinv2-tagger-v3`,
 ...) are timm models. A hub download (`hf download SmilingWolf/wd-vit-tagger-v3 --local-dir DIR`) leaves
@@ -83,7 +83,7 @@ def read_selected_tags(path: Path) -> dict[str, list[int]]:
 
 
 class WDTagger:
-    """A WD v3 tagger over the vocabulary tags it knows; used like `tagger.model.Tagger` by `kyara tag`."""
+    """A WD v3 tagger over the vocabulary tags it knows; used like `tagger.model.Tagger` by `kyara data tag`."""
 
     def __init__(self, folder: str | Path, device: str = "cpu", threshold: float = DEFAULT_THRESHOLD):
         folder = Path(folder)
@@ -105,7 +105,7 @@ class WDTagger:
         self.transform = create_transform(**resolve_data_config(self.model.pretrained_cfg, model=self.model))
         self.device = device
 
-    # `kyara tag` hands `predict` whole pictures: `preprocess` pads and resizes them as the model expects.
+    # `kyara data tag` hands `predict` whole pictures: `preprocess` pads and resizes them as the model expects.
     load_size = None
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:

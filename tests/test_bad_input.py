@@ -95,10 +95,10 @@ def command(name: str, ckpt: Path, base: dict[str, Path], out: Path) -> list:
     return {
         "sample": ["sample", ckpt, "-o", out / "grid.png"],
         "export": ["export", ckpt, "-o", out / "model"],
-        "slim": ["slim", ckpt, "-o", out / "slim"],
+        "slim": ["portable", ckpt, "-o", out / "slim"],
         "eval": ["eval", ckpt, "--data", base["packed"], "--out", out / "eval"],
-        "compare": ["compare", ckpt, "--data", base["packed"], "-o", out / "compare.png"],
-        "blind": ["blind", ckpt, "--data", base["packed"], "-o", out / "blind"],
+        "compare": ["judge", "compare", ckpt, "--data", base["packed"], "-o", out / "compare.png"],
+        "blind": ["judge", "blind", ckpt, "--data", base["packed"], "-o", out / "blind"],
         "train --init": ["train", "tiny", "--data", base["packed"], "--run-dir", out / "run", "--init", ckpt,
                          "--device", "cpu"],
     }[name]
@@ -161,7 +161,7 @@ def test_broken_packed_sets_are_named(base, tmp_path, capsys, how, name):
     packed, said = broken_packed(base, tmp_path / "in", how)
     out = tmp_path / "out"
     out.mkdir()
-    argv = {"compare": ["compare", base["ckpt"], "--data", packed.parent, "-o", out / "compare.png"],
+    argv = {"compare": ["judge", "compare", base["ckpt"], "--data", packed.parent, "-o", out / "compare.png"],
             "train": ["train", "tiny", "--data", packed.parent, "--run-dir", out / "run", "--device", "cpu"],
             "eval": ["eval", base["ckpt"], "--data", packed.parent, "--out", out / "eval"]}[name]
     assert said in fails(argv, capsys, packed, out)
@@ -191,16 +191,16 @@ def test_pack_refuses_a_tar_that_ends_early(tmp_path, capsys):
     out = tmp_path / "out"
     cut = tmp_path / "cut.tar"
     cut.write_bytes(data[:members[3].offset_data + 100])              # inside a member's data
-    assert "ends early or is damaged" in fails(["pack", cut, "-o", out / "packed", "--workers", "1"], capsys, cut,
+    assert "ends early or is damaged" in fails(["data", "pack", cut, "-o", out / "packed", "--workers", "1"], capsys, cut,
                                                tmp_path)
     cut.write_bytes(data[:members[3].offset])                          # exactly between two members
-    assert "no end-of-archive marker" in fails(["pack", cut, "-o", out / "packed", "--workers", "1"], capsys, cut,
+    assert "no end-of-archive marker" in fails(["data", "pack", cut, "-o", out / "packed", "--workers", "1"], capsys, cut,
                                                tmp_path)
 
 
 def test_pack_refuses_a_tag_file_for_a_tar(tmp_path, capsys):
     tar = mlds_tar(tmp_path / "faces.tar")
-    line = fails(["pack", tar, "--tags", "nonexistent tag", "-o", tmp_path / "out"], capsys, tar, tmp_path)
+    line = fails(["data", "pack", tar, "--tags", "nonexistent tag", "-o", tmp_path / "out"], capsys, tar, tmp_path)
     assert "--tags nonexistent tag: a tag file is for a folder of crops" in line
 
 
@@ -213,10 +213,10 @@ def test_eval_refuses_a_model_of_another_resolution(base, tmp_path, capsys):
 
 
 def test_blind_refuses_a_model_and_data_of_different_sizes(base, tmp_path, capsys):
-    line = fails(["blind", base["ckpt64"], "--data", base["packed"], "-n", "4", "-o", tmp_path / "blind"], capsys,
+    line = fails(["judge", "blind", base["ckpt64"], "--data", base["packed"], "-n", "4", "-o", tmp_path / "blind"], capsys,
                  base["packed"], tmp_path)
     assert "makes 64 px faces" in line
-    line = fails(["blind", base["ckpt64"], base["ckpt"], "-n", "4", "-o", tmp_path / "blind"], capsys,
+    line = fails(["judge", "blind", base["ckpt64"], base["ckpt"], "-n", "4", "-o", tmp_path / "blind"], capsys,
                  base["ckpt"], tmp_path)
     assert "blind sheets compare faces of one size" in line
 
@@ -246,8 +246,8 @@ def test_a_model_file_that_is_not_the_manifests_is_refused(base, tmp_path, capsy
     file = edited_model(base, tmp_path / "in", edit)
     out = tmp_path / "out"
     out.mkdir()
-    argv = {"generate": ["generate", file.parent, "-n", "2", "-o", out / "faces"],
-            "compare": ["compare", file, "--data", base["packed"], "-o", out / "compare.png"],
+    argv = {"generate": ["sample", file.parent, "-n", "2", "-o", out / "faces"],
+            "compare": ["judge", "compare", file, "--data", base["packed"], "-o", out / "compare.png"],
             "eval": ["eval", file.parent, "--data", base["packed"], "--out", out / "eval"]}[name]
     line = fails(argv, capsys, file, out)
     assert said in line and f"{file.parent / 'manifest.json'} says" in line
@@ -264,22 +264,22 @@ def test_a_model_file_that_is_not_the_manifests_is_refused(base, tmp_path, capsy
 ])
 @pytest.mark.parametrize("name", ["generate", "sample", "compare"])
 def test_bad_tags_are_refused_everywhere_and_leave_no_output(base, tmp_path, capsys, tags, said, name):
-    argv = {"generate": ["generate", base["model"], "-o", tmp_path / "faces"],
+    argv = {"generate": ["sample", base["model"], "-o", tmp_path / "faces"],
             "sample": ["sample", base["ckpt"], "-o", tmp_path / "grid.png"],
-            "compare": ["compare", base["model"], "--data", base["packed"], "-o", tmp_path / "compare.png"]}[name]
+            "compare": ["judge", "compare", base["model"], "--data", base["packed"], "-o", tmp_path / "compare.png"]}[name]
     assert said in fails([*argv, "--tags", tags], capsys, tags.split(",")[0], tmp_path)
 
 
 def test_no_tags_is_the_default_and_allowed(base, tmp_path, capsys):
     assert main(["sample", str(base["ckpt"]), "--tags", "", "-n", "2", "-o", str(tmp_path / "grid.png")]) == 0
-    assert main(["generate", str(base["model"]), "--tags", "", "-n", "2", "-o", str(tmp_path / "faces")]) == 0
+    assert main(["sample", str(base["model"]), "--tags", "", "-n", "2", "-o", str(tmp_path / "faces")]) == 0
     assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["seed0_000.png", "seed0_001.png"]
 
 
 # --- big requests ---------------------------------------------------------------------------------------
 
 def test_generate_refuses_an_absurd_count_up_front(base, tmp_path, capsys):
-    line = fails(["generate", base["model"], "-n", "10000000", "-o", tmp_path / "faces"], capsys, "-n", tmp_path)
+    line = fails(["sample", base["model"], "-n", "10000000", "-o", tmp_path / "faces"], capsys, "-n", tmp_path)
     assert "must be at most 100,000" in line
 
 
@@ -293,7 +293,7 @@ def test_generate_writes_as_it_goes(base, tmp_path, monkeypatch):
     save = Image.Image.save
     monkeypatch.setattr(Image.Image, "save", lambda self, fp, *a, **k: saved.append(len(seen)) or save(self, fp, *a, **k))
     n = 2 * BATCH + 3
-    assert main(["generate", str(base["model"]), "-n", str(n), "-o", str(tmp_path / "faces")]) == 0
+    assert main(["sample", str(base["model"]), "-n", str(n), "-o", str(tmp_path / "faces")]) == 0
     assert seen == [BATCH, BATCH, 3]
     assert saved[0] == 1 and saved[-1] == 3      # the first face is written before the second batch is made
     assert len(list((tmp_path / "faces").iterdir())) == n
@@ -316,13 +316,13 @@ def test_full_disk_in_generate_leaves_nothing(base, tmp_path, capsys, monkeypatc
         return save(self, fp, *args, **kwargs)
     monkeypatch.setattr(Image.Image, "save", save_then_fill)
     out = tmp_path / "new" / "faces"
-    line = fails(["generate", base["model"], "-n", "3", "-o", out], capsys, out, tmp_path, progress_allowed=True)
+    line = fails(["sample", base["model"], "-n", "3", "-o", out], capsys, out, tmp_path, progress_allowed=True)
     assert line.endswith("No space left on device") and not (tmp_path / "new").exists()
     existing = tmp_path / "mine"
     existing.mkdir()
     (existing / "keep.txt").write_text("kept")
     calls.clear()
-    fails(["generate", base["model"], "-n", "3", "-o", existing], capsys, existing, tmp_path, progress_allowed=True)
+    fails(["sample", base["model"], "-n", "3", "-o", existing], capsys, existing, tmp_path, progress_allowed=True)
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
 
@@ -337,15 +337,15 @@ def test_full_disk_in_pack_leaves_nothing(tmp_path, capsys, monkeypatch):
     tar = mlds_tar(tmp_path / "faces.tar")
     monkeypatch.setattr(np, "save", disk_full)
     out = tmp_path / "sets" / "packed"
-    line = fails(["pack", tar, "-o", out, "--workers", "1"], capsys, out, tmp_path, progress_allowed=True)
-    assert line == f"kyara pack: {out}: No space left on device" and not (tmp_path / "sets").exists()
+    line = fails(["data", "pack", tar, "-o", out, "--workers", "1"], capsys, out, tmp_path, progress_allowed=True)
+    assert line == f"kyara data pack: {out}: No space left on device" and not (tmp_path / "sets").exists()
 
 
 def test_full_disk_in_slim_leaves_nothing(base, tmp_path, capsys, monkeypatch):
     import training.checkpoint
     monkeypatch.setattr(training.checkpoint, "save_file", disk_full)
     out = tmp_path / "slim"
-    fails(["slim", base["ckpt"], "-o", out], capsys, out, tmp_path)
+    fails(["portable", base["ckpt"], "-o", out], capsys, out, tmp_path)
 
 
 def test_full_disk_in_train_says_how_to_go_on(base, tmp_path, capsys, monkeypatch):
@@ -369,9 +369,9 @@ def test_full_disk_in_crop_says_how_to_go_on(tmp_path, capsys, monkeypatch):
     Image.new("RGB", (80, 80), "white").save(pictures / "blank.png")
     monkeypatch.setattr(os, "fsync", disk_full)
     out = tmp_path / "crops"
-    code = main(["crop", str(pictures), str(out), "--workers", "1"])
+    code = main(["data", "crop", str(pictures), str(out), "--workers", "1"])
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip() and not PROGRESS.search(line)]
     assert code == 2 and "Traceback" not in err and len(lines) == 1, err
-    assert lines[0].startswith(f"kyara crop: {out / 'done.jsonl'}: No space left on device; ")
+    assert lines[0].startswith(f"kyara data crop: {out / 'done.jsonl'}: No space left on device; ")
     assert "run the same command again" in lines[0]

@@ -1,4 +1,5 @@
-"""The page in headless Chromium against the real server and the bundled model.
+"""The page in headless Chromium against the real server and the bundled model: one long file because every
+test shares one server and one browser, which take longer to start than most tests take to run.
 
 The pixels the page computes with onnxruntime-web are checked against onnxruntime in Python for the
 same noise and labels, so a wrong input order, label encoding or pixel layout in the page shows up here;

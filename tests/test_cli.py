@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from kyara.cli import build_parser, main
-from tagger.tagfile import write_tag_file
+from dataset.tagfile import write_tag_file
 from training.models import ModelConfig
-from training.pack import RESOLUTIONS, pack
+from dataset.pack import RESOLUTIONS, pack
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
@@ -37,7 +37,7 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 def test_every_subcommand_help_shows_its_defaults():
     commands = subparsers(build_parser())
-    assert {"kyara crop", "kyara pack", "kyara sample", "kyara generate", "kyara tagger train"} <= set(commands)
+    assert {"kyara data crop", "kyara data pack", "kyara sample", "kyara sample", "kyara tagger train"} <= set(commands)
     for prog, parser in commands.items():
         text = " ".join(parser.format_help().split())          # unwrapped, so a default is on one "line"
         for action in parser._actions:
@@ -47,7 +47,7 @@ def test_every_subcommand_help_shows_its_defaults():
                 continue
             assert f"default: {default}" in text or "(default:" in (action.help or ""), (
                 f"`{prog} --help` does not show the default of {action.option_strings[-1]} ({default!r})")
-    pack_help = " ".join(commands["kyara pack"].format_help().split())
+    pack_help = " ".join(commands["kyara data pack"].format_help().split())
     assert "held out for validation (default: 0.1)" in pack_help
     assert "--workers WORKERS (default: 2)" in pack_help         # an option without help text
     assert "--seed SEED (default: 0)" in " ".join(commands["kyara sample"].format_help().split())   # 0 too
@@ -56,18 +56,19 @@ def test_every_subcommand_help_shows_its_defaults():
 @pytest.mark.parametrize("argv, option", [
     (["sample", "run", "--seed", "-1"], "--seed"),
     (["sample", "run", "-n", "0"], "-n"),
-    (["generate", "model", "--seed", "-3"], "--seed"),
-    (["generate", "model", "-n", "two"], "-n"),
-    (["pack", "crops", "-o", "packed", "--val-fraction", "1.5"], "--val-fraction"),
-    (["pack", "crops", "-o", "packed", "--val-fraction", "-0.1"], "--val-fraction"),
-    (["pack", "crops", "-o", "packed", "--workers", "0"], "--workers"),
-    (["crop", "in", "out", "--workers", "-2"], "--workers"),
+    (["sample", "model", "--seed", "-3"], "--seed"),
+    (["sample", "model", "-n", "two"], "-n"),
+    (["data", "pack", "crops", "-o", "packed", "--val-fraction", "1.5"], "--val-fraction"),
+    (["data", "pack", "crops", "-o", "packed", "--val-fraction", "-0.1"], "--val-fraction"),
+    (["data", "pack", "crops", "-o", "packed", "--workers", "0"], "--workers"),
+    (["data", "crop", "in", "out", "--workers", "-2"], "--workers"),
 ])
 def test_bad_option_values_name_the_option_in_one_line(tmp_path, monkeypatch, capsys, argv, option):
     monkeypatch.chdir(tmp_path)                      # the paths do not exist: the option must be refused first
     code, err = run(argv, capsys)
     assert code == 2
-    assert err.startswith(f"kyara {argv[0]}: argument {option}") and err.count("\n") == 1, err
+    command = " ".join(argv[:2] if argv[0] in ("data", "judge") else argv[:1])
+    assert err.startswith(f"kyara {command}: argument {option}") and err.count("\n") == 1, err
 
 
 def tagged_crops(folder: Path, tags: dict[str, list[str]], missing: tuple[str, ...] = ()) -> Path:
@@ -83,12 +84,12 @@ def tagged_crops(folder: Path, tags: dict[str, list[str]], missing: tuple[str, .
 
 def test_pack_refuses_a_resolution_no_generator_trains_at(tmp_path, capsys):
     crops = tagged_crops(tmp_path / "crops", {"a.png": ["blue hair"], "b.png": ["red hair"]})
-    code, err = run(["pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "100",
+    code, err = run(["data", "pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "100",
                      "--workers", "1"], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith("kyara pack: --resolution must be one of 32, 64, 128, 256") and "got 100" in err
+    assert err.startswith("kyara data pack: --resolution must be one of 32, 64, 128, 256") and "got 100" in err
     assert not (tmp_path / "packed").exists()
-    assert run(["pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "32",
+    assert run(["data", "pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "32",
                 "--workers", "1"], capsys)[0] == 0                # the tiny preset's size is accepted
     for resolution in RESOLUTIONS:                               # each one builds a generator
         ModelConfig(resolution=resolution)
@@ -105,5 +106,5 @@ def test_pack_checks_the_validation_fraction_before_decoding(tmp_path):
 
 def test_os_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
-    code, err = run(["crop", str(tmp_path), str(tmp_path / "file" / "out"), "--workers", "1"], capsys)
-    assert code == 2 and err == f"kyara crop: {tmp_path / 'file' / 'out'}: Not a directory\n"
+    code, err = run(["data", "crop", str(tmp_path), str(tmp_path / "file" / "out"), "--workers", "1"], capsys)
+    assert code == 2 and err == f"kyara data crop: {tmp_path / 'file' / 'out'}: Not a directory\n"

@@ -1,4 +1,4 @@
-"""`kyara compare`: models' rows from the same noise above a row of real faces, at the blind sheets' size."""
+"""`kyara judge compare`: models' rows from the same noise above a row of real faces, at the blind sheets' size."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ from PIL import Image
 from common.packed import PackedSet
 from conftest import make_tiny_packed
 from kyara.cli import main
-from training.blind import CALLS, COLS, FACE, LABEL, ROWS, enlarged, paired_tally, read_calls
+from judge.blind import COLS, FACE, LABEL, ROWS, enlarged
+from judge.counts import CALLS, paired_tally, read_calls
 from training.checkpoint import resolve_checkpoint
 from training.config import load_config
 from training.trainer import train
@@ -38,7 +39,7 @@ def test_compare_draws_each_model_from_the_same_noise_above_real_faces(run: tupl
     run_dir, packed = run
     checkpoints = sorted((run_dir / "checkpoints").iterdir())
     out = tmp_path / "a.png"
-    assert main(["compare", str(checkpoints[0]), str(checkpoints[-1]), str(checkpoints[-1]),
+    assert main(["judge", "compare", str(checkpoints[0]), str(checkpoints[-1]), str(checkpoints[-1]),
                  "--data", str(packed), "-n", "5", "--seed", "3", "-o", str(out)]) == 0
     first, last, again, real = _rows(out, 5)
     assert np.array_equal(last, again) and not np.array_equal(first, last)
@@ -50,7 +51,7 @@ def test_compare_draws_each_model_from_the_same_noise_above_real_faces(run: tupl
     assert np.array_equal(real, expected)
 
     other = tmp_path / "b.png"
-    assert main(["compare", str(checkpoints[-1]), "--data", str(packed), "-n", "5", "--seed", "4",
+    assert main(["judge", "compare", str(checkpoints[-1]), "--data", str(packed), "-n", "5", "--seed", "4",
                  "-o", str(other)]) == 0
     assert not np.array_equal(_rows(other, 5)[0], last)
 
@@ -58,20 +59,20 @@ def test_compare_draws_each_model_from_the_same_noise_above_real_faces(run: tupl
 def test_compare_names_a_missing_packed_set_before_drawing(run: tuple[Path, Path], tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     run_dir, _ = run
-    assert main(["compare", str(run_dir), "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")]) != 0
+    assert main(["judge", "compare", str(run_dir), "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")]) != 0
     err = capsys.readouterr().err
-    assert err.startswith("kyara compare: ") and "nowhere" in err and err.count("\n") == 1
+    assert err.startswith("kyara judge compare: ") and "nowhere" in err and err.count("\n") == 1
     assert not (tmp_path / "x.png").exists()
 
 
 def test_each_truncation_is_a_row_of_its_own_from_the_same_noise(run: tuple[Path, Path], tmp_path: Path) -> None:
     """--truncation 1,0.5: the first row is the model's plain row, the second its noise drawn in by half,
     which is what the model makes from half the noise."""
-    from training.evaluate import draw, open_source
+    from export.adapters import draw, open_source
     run_dir, packed = run
     plain, both = tmp_path / "plain.png", tmp_path / "both.png"
-    assert main(["compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5", "-o", str(plain)]) == 0
-    assert main(["compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5",
+    assert main(["judge", "compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5", "-o", str(plain)]) == 0
+    assert main(["judge", "compare", str(run_dir), "--data", str(packed), "-n", "4", "--seed", "5",
                  "--truncation", "1,0.5", "-o", str(both)]) == 0
     as_drawn, drawn_in, real = _rows(both, 4)
     assert np.array_equal(as_drawn, _rows(plain, 4)[0]) and np.array_equal(real, _rows(plain, 4)[1])
@@ -86,7 +87,7 @@ def test_blind_sheets_of_a_model_and_real_faces_then_the_count(run: tuple[Path, 
                                                                capsys: pytest.CaptureFixture) -> None:
     run_dir, packed = run
     out = tmp_path / "blind"
-    assert main(["blind", str(run_dir), "--data", str(packed), "-n", "5", "-o", str(out)]) == 0
+    assert main(["judge", "blind", str(run_dir), "--data", str(packed), "-n", "5", "-o", str(out)]) == 0
     key = json.loads((out / "key.json").read_text())
     real_kind = f"real (val split of {packed})"
     assert key["counts"] == {str(run_dir): 5, real_kind: 5}
@@ -105,7 +106,7 @@ def test_blind_sheets_of_a_model_and_real_faces_then_the_count(run: tuple[Path, 
              if f["number"] != model_numbers[0]]
     (tmp_path / "calls.txt").write_text("# my count\n" + " ".join(calls) + "\n")
     capsys.readouterr()
-    assert main(["blind-count", str(out), str(tmp_path / "calls.txt")]) == 0
+    assert main(["judge", "count", str(out), str(tmp_path / "calls.txt")]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed == [f"{run_dir}: 0 good, 0 flawed, 4 broken, 1 not judged (of 5; broken 80%)",
                        f"{real_kind}: 5 good, 0 flawed, 0 broken (of 5; broken 0%)"]
@@ -114,7 +115,7 @@ def test_blind_sheets_of_a_model_and_real_faces_then_the_count(run: tuple[Path, 
 def test_blind_a_b_of_two_truncations_has_no_real_faces(run: tuple[Path, Path], tmp_path: Path) -> None:
     run_dir, _ = run
     out = tmp_path / "ab"
-    assert main(["blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(out)]) == 0
+    assert main(["judge", "blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(out)]) == 0
     key = json.loads((out / "key.json").read_text())
     assert key["counts"] == {str(run_dir): 4, f"{run_dir}, truncation 0.5": 4}
 
@@ -126,7 +127,7 @@ def test_blind_a_b_of_two_truncations_has_no_real_faces(run: tuple[Path, Path], 
 def test_blind_refuses_what_it_cannot_compare_before_drawing(run: tuple[Path, Path], tmp_path: Path, args: list,
                                                              message: str, capsys: pytest.CaptureFixture) -> None:
     run_dir, _ = run
-    assert main(["blind", str(run_dir), *args, "-o", str(tmp_path / "x")]) == 2
+    assert main(["judge", "blind", str(run_dir), *args, "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
 
@@ -136,10 +137,10 @@ def test_blind_refuses_what_it_cannot_compare_before_drawing(run: tuple[Path, Pa
 def test_blind_count_names_a_bad_call(run: tuple[Path, Path], tmp_path: Path, calls: str, message: str,
                                       capsys: pytest.CaptureFixture) -> None:
     run_dir, _ = run
-    assert main(["blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(tmp_path / "ab")]) == 0
+    assert main(["judge", "blind", str(run_dir), "--truncation", "1,0.5", "-n", "4", "-o", str(tmp_path / "ab")]) == 0
     (tmp_path / "calls.txt").write_text(calls)
     capsys.readouterr()
-    assert main(["blind-count", str(tmp_path / "ab"), str(tmp_path / "calls.txt")]) == 2
+    assert main(["judge", "count", str(tmp_path / "ab"), str(tmp_path / "calls.txt")]) == 2
     err = capsys.readouterr().err
     assert message in err and "calls.txt" in err and err.count("\n") == 1
 
@@ -158,8 +159,8 @@ def test_paired_blind_draws_each_face_a_twin_from_the_same_inputs(run: tuple[Pat
     run_dir, _ = run
     # The same weights under two names: twins drawn from the same noise and tags are the same picture.
     same = [str(run_dir), str(resolve_checkpoint(run_dir))]
-    assert main(["blind", *same, "--paired", "-n", "6", "--seed", "3", "-o", str(tmp_path / "paired")]) == 0
-    assert main(["blind", *same, "-n", "6", "--seed", "3", "-o", str(tmp_path / "apart")]) == 0
+    assert main(["judge", "blind", *same, "--paired", "-n", "6", "--seed", "3", "-o", str(tmp_path / "paired")]) == 0
+    assert main(["judge", "blind", *same, "-n", "6", "--seed", "3", "-o", str(tmp_path / "apart")]) == 0
     key = json.loads((tmp_path / "paired" / "key.json").read_text())
     faces = _faces_by_number(tmp_path / "paired", key)
     kind = {f["number"]: f["kind"] for f in key["faces"]}
@@ -177,7 +178,7 @@ def test_paired_blind_draws_each_face_a_twin_from_the_same_inputs(run: tuple[Pat
                                                                     f"{firsts[5]['number']}g"]
     (tmp_path / "calls.txt").write_text(" ".join(calls))
     capsys.readouterr()
-    assert main(["blind-count", str(tmp_path / "paired"), str(tmp_path / "calls.txt")]) == 0
+    assert main(["judge", "count", str(tmp_path / "paired"), str(tmp_path / "calls.txt")]) == 0
     # 4 wins and no loss: p = 2 / 2**4 = 0.125.
     assert paired_tally(key, read_calls(tmp_path / "calls.txt", len(key["faces"])))["p"] == 0.125
     assert capsys.readouterr().out.splitlines()[-1] == (
@@ -188,7 +189,7 @@ def test_paired_blind_draws_each_face_a_twin_from_the_same_inputs(run: tuple[Pat
 def test_paired_blind_refuses_real_faces_before_drawing(run: tuple[Path, Path], tmp_path: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
     run_dir, packed = run
-    assert main(["blind", str(run_dir), "--data", str(packed), "--paired", "-o", str(tmp_path / "x")]) == 2
+    assert main(["judge", "blind", str(run_dir), "--data", str(packed), "--paired", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no generated twin" in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
 
@@ -222,7 +223,7 @@ def test_paired_blind_refuses_models_of_other_priors_before_drawing(run: tuple[P
     other = make_tiny_packed(tmp_path / "other", seed=1)      # the same tags, other shares of each colour
     train(load_config("tiny"), other, tmp_path / "other-run", device="cpu", steps=2)
     capsys.readouterr()
-    assert main(["blind", str(run_dir), str(tmp_path / "other-run"), "--paired", "-o", str(tmp_path / "x")]) == 2
+    assert main(["judge", "blind", str(run_dir), str(tmp_path / "other-run"), "--paired", "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "--paired needs the same tags" in err and str(tmp_path / "other-run") in err
     assert err.count("\n") == 1 and not (tmp_path / "x").exists()
@@ -232,11 +233,11 @@ def test_hd_blind_sheets_show_upscaled_faces_at_their_size_and_count_sources(run
                                                                           capsys: pytest.CaptureFixture) -> None:
     """--scale 2 with real faces: every face (the real ones too, through the same upscaler) is 2x its size
     on the sheet; blind-count reads the optional source guess (r / m) and says how often it was right."""
-    from training.evaluate import upscaled
+    from export.adapters import upscaled
 
     run_dir, packed = run
     out = tmp_path / "hd"
-    assert main(["blind", str(run_dir), "--data", str(packed), "--scale", "2", "-n", "3", "-o", str(out)]) == 0
+    assert main(["judge", "blind", str(run_dir), "--data", str(packed), "--scale", "2", "-n", "3", "-o", str(out)]) == 0
     key = json.loads((out / "key.json").read_text())
     data = PackedSet.open(packed)
     side = 2 * data.images.shape[1]
@@ -256,7 +257,7 @@ def test_hd_blind_sheets_show_upscaled_faces_at_their_size_and_count_sources(run
              for f in key["faces"]]
     (tmp_path / "calls.txt").write_text(" ".join(calls))
     capsys.readouterr()
-    assert main(["blind-count", str(out), str(tmp_path / "calls.txt")]) == 0
+    assert main(["judge", "count", str(out), str(tmp_path / "calls.txt")]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "source told right: 5 of 6 faces (83%; 50 % is chance)"
 
 
@@ -264,20 +265,42 @@ def test_hd_blind_a_b_of_two_upscalers_is_paired_on_one_model(run: tuple[Path, P
                                                                capsys: pytest.CaptureFixture) -> None:
     """The bundled upscaler against bicubic, or against another upscaler folder, on one model, paired: twins
     are the same face enlarged two ways. A folder that is no upscaler is refused before anything is drawn."""
-    from training.evaluate import upscaled
+    from export.adapters import upscaled
 
     run_dir, _ = run
     upscaler = Path(__file__).resolve().parents[1] / "models" / "upscaler"
     for other in ("bicubic", str(upscaler)):
         out = tmp_path / Path(other).name
-        assert main(["blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{other}", "--paired", "-n", "3",
+        assert main(["judge", "blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{other}", "--paired", "-n", "3",
                      "-o", str(out)]) == 0
         key = json.loads((out / "key.json").read_text())
         assert key["counts"] == {f"{run_dir}, x2 upscaler": 3, f"{run_dir}, x2 {other}": 3}
         assert all("twin" in face for face in key["faces"])
     faces = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     assert np.array_equal(upscaled(faces, 2, str(upscaler)), upscaled(faces, 2))
-    assert main(["blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{tmp_path}", "-o",
+    assert main(["judge", "blind", str(run_dir), "--scale", "2", "--upscale", f"upscaler,{tmp_path}", "-o",
                  str(tmp_path / "x")]) == 2
     assert "not bicubic, upscaler, or an upscaler folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_paired_inputs_ask_a_model_with_more_tags_for_its_extra_ones_off():
+    """v6 carried on to `male` against v5 without it: the same faces over the tags both know, male off."""
+    from common.vocab import Vocabulary
+    from export.adapters import Source
+    from judge.compare import paired_inputs
+
+    def source(tags: list[str], priors: dict[str, float]) -> Source:
+        vocab = Vocabulary(tags)
+        return Source(lambda noise, labels: noise, vocab, np.array([priors[t] for t in vocab.tags], np.float32), 4)
+
+    v5 = source(["blue hair", "red hair", "smile"], {"blue hair": 0.5, "red hair": 0.5, "smile": 0.3})
+    v6 = source(["blue hair", "red hair", "smile", "male"], {"blue hair": 0.5, "red hair": 0.5, "smile": 0.3,
+                                                             "male": 0.2})
+    (noise_a, labels_a), (noise_b, labels_b) = paired_inputs([("v6", v6), ("v5", v5)], 50, seed=1)
+    assert np.array_equal(noise_a, noise_b)
+    assert not labels_a[:, v6.vocab.index("male")].any()
+    assert np.array_equal(labels_a[:, [v6.vocab.index(t) for t in v5.vocab.tags]], labels_b)
+    other = source(["blue hair", "red hair", "smile"], {"blue hair": 0.9, "red hair": 0.1, "smile": 0.3})
+    with pytest.raises(ValueError, match="the same tag priors"):
+        paired_inputs([("v5", v5), ("other", other)], 5, seed=1)

@@ -1,4 +1,4 @@
-"""`kyara crop`: detection on a known picture, no detection in noise, bad files, resuming, near-duplicates.
+"""`kyara data crop`: detection on a known picture, no detection in noise, bad files, resuming, near-duplicates.
 
 The CI face is drawn by `faces.draw_face` (flat shapes in an anime layout: fringe, big eyes low on the face,
 pointed chin), tuned until nagadomi's cascade finds it; so no artwork is shipped with the tests. The
@@ -17,7 +17,7 @@ from PIL import Image
 
 from common.crops import CROPS, DONE, CropFolder, finished_crops
 from faces import AT, CANVAS, canvas_with, draw_face, png_header_only
-from training.crop import crop_box, crop_folder, detect_faces, phash
+from dataset.crop import crop_box, crop_folder, detect_faces, phash
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.curves import H, plot_curves
+from metrics.curves import H, plot_curves
 
 
 def test_curves_draw_each_loss_panel(tmp_path):

@@ -188,5 +188,5 @@ def test_bad_inputs_are_refused_in_one_line(tmp_path, sources, capsys, case, mes
         run.mkdir()
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kyara upscaler: ") and message in err and "\n" not in err and "Traceback" not in err
+    assert err.startswith("kyara upscaler ") and message in err and "\n" not in err and "Traceback" not in err
     assert not out.exists() and not (run / "checkpoint.pt").exists()

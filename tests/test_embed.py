@@ -100,7 +100,7 @@ def test_module_draws_what_the_python_runtime_draws(browser, hair_length_model, 
     model_dir = MODEL_DIR if model == "default" else hair_length_model
     cases = [
         ([], 8, 7), (["blonde hair", "red eyes"], 8, 7), ([], 1, 0), ([], 64, 4294967295), ([], 3, 2**40 + 5),
-        ("red eyes", 5, 123),                                     # a text, as `kyara generate --tags`
+        ("red eyes", 5, 123),                                     # a text, as `kyara sample --tags`
         ("Blond_Hair ; RED  eyes", 2, 9),                        # alias, case, underscores, spaces
         ("red hair red eyes", 2, 9),                             # the MLDS format: no separator
         (["blonde hair", "red hair"], 2, 1),                     # two of one exclusive group

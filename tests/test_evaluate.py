@@ -17,13 +17,21 @@ from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
 from training.checkpoint import list_checkpoints, save_checkpoint
 from training.config import load_config
-from training.evaluate import (Reference, Source, attribute_fidelity, build_reference, evaluate_source, face_rate,
-                               fid, kid, mean_pairwise_distance, open_source, real_attribute_fidelity, torch_source)
 from common.packed import PackedSet
+from export.adapters import Source, open_source, torch_source
 from training.models import Discriminator, Generator
-from training.realness import Protocol
-from training.spectrum import band_power, compare
-from training.trainer import train
+from metrics import registry
+from metrics.attributes import attribute_fidelity, real_attribute_fidelity
+from metrics.base import Metric, Reference
+from metrics.diversity import mean_pairwise_distance
+from metrics.evaluate import evaluate_source
+from metrics.face_rate import face_rate
+from metrics.fid import fid
+from metrics.kid import kid
+from metrics.realness import Protocol
+from metrics.reference import build_reference
+from metrics.report import headline, summary
+from metrics.spectrum import band_power, compare
 
 
 QUICK = Protocol(train_per_class=8, test_per_class=4, steps=20, seeds=1)
@@ -105,7 +113,7 @@ def test_a_fitted_generator_beats_a_random_one(reference):
     assert fitted_g["kid"]["generated"]["mean"] < random_g["kid"]["generated"]["mean"]
     assert fitted_g["fid"]["generated"] < random_g["fid"]["generated"]
     assert fitted_g["score"] == fitted_g["kid"]["generated"]["mean"]
-    assert ref.figures["fidelity"]["mean"] == 1.0          # the judge is right on real faces
+    assert ref.real["fidelity"]["mean"] == 1.0             # the judge is right on real faces
 
 
 def replaying(data: PackedSet, collapse: bool = False) -> Source:
@@ -298,12 +306,43 @@ def test_kyara_eval_writes_every_section(tiny_packed, tmp_path, capsys):
                               np.asarray(Image.open(drawn_in / "samples.png")))
 
 
+def test_a_registered_metric_reaches_eval_json_the_summary_and_the_report(tiny_packed, tmp_path, monkeypatch):
+    """Adding a metric is one module listed in the registry: nothing else is edited for its figure to be computed
+    (real side once, generated side from the shared faces), written to eval.json, its headline number set at the
+    top level, and rendered in the summary and in report.md, after the figures listed before it."""
+    data = PackedSet.open(tiny_packed)
+    monkeypatch.setattr("tagger.model.load_tagger", lambda path=None: ColourTagger(data.vocab))
+    toy = Metric("toy", "Toy brightness",
+                 real=lambda side: float(side.images.mean()),
+                 generated=lambda gen: {"toy": {"generated": float(gen.images.mean()), "real": gen.ref.real["toy"]}},
+                 headline=lambda figures: {"toy_brightness": figures["toy"]["generated"] if "toy" in figures else None},
+                 summary=lambda figures: [f"toy brightness {figures['toy']['generated']:.1f}"],
+                 markdown=lambda figures: [f"| toy | {figures['toy']['generated']:.1f} "
+                                           f"| {figures['toy']['real']:.1f} |"])
+    monkeypatch.setattr(registry, "METRICS", [*registry.METRICS, toy])
+    ckpt = save_tiny_checkpoint(tmp_path / "run", data, tiny_generator(data.vocab))
+    out = tmp_path / "eval"
+    assert main(["eval", str(ckpt), "--data", str(tiny_packed), "-n", "3", "--out", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    real = float(np.asarray(data.images[data.indices("val")]).mean())     # all 12 validation faces are the reference
+    assert result["figures"]["toy"]["real"] == pytest.approx(real)
+    assert result["toy_brightness"] == result["figures"]["toy"]["generated"] > 0
+    report = (out / "report.md").read_text()
+    assert report.index("## Spectrum") < report.index("## Toy brightness\n\n| toy |") < report.index("## Samples")
+    assert summary(result).endswith("\ntoy brightness " + f"{result['toy_brightness']:.1f}")
+    # An eval.json written before the metric existed still has a headline, without its number.
+    older = {key: value for key, value in result["figures"].items() if key != "toy"}
+    assert headline(older)["toy_brightness"] is None and headline(older)["kid"] == result["kid"]
+
+
 def test_training_evaluates_and_marks_the_best_checkpoint(tiny_packed, tmp_path, monkeypatch):
     data = PackedSet.open(tiny_packed)
     monkeypatch.setattr("tagger.model.load_tagger", lambda path=None: ColourTagger(data.vocab))
     run = tmp_path / "run"
-    train(load_config("tiny", ["eval_every=4", "eval_samples=16", "ckpt_every=100", "keep_last=1"]),
-          tiny_packed, run, device="cpu", steps=12)
+    # Through the command, which hands the trainer its evaluator (the metrics sit above training).
+    assert main(["train", "tiny", "--data", str(tiny_packed), "--run-dir", str(run), "--device", "cpu", "--steps", "12",
+                 *[a for s in ("eval_every=4", "eval_samples=16", "ckpt_every=100", "keep_last=1")
+                   for a in ("--set", s)]]) == 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: r["eval"] for r in records if "eval" in r}
     assert sorted(evals) == [4, 8, 12]

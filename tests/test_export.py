@@ -1,4 +1,5 @@
-"""Export: ONNX parity with PyTorch, the int8 model's fidelity, the manifest, and the torch-free runtime.
+"""Export: ONNX parity with PyTorch, the int8 model's fidelity, the manifest, and the torch-free runtime. One
+file, long because they share one exported model made once per module (exporting is the slow part).
 
 One tiny random generator (BatchNorm statistics randomised, so folding is really exercised) is saved as a
 checkpoint and exported once per test module through the CLI; a second one has the at-most-one hair-length
@@ -223,7 +224,7 @@ def test_export_defaults_to_the_compact_variant(checkpoint: Path, tmp_path: Path
 def test_a_truncated_export_is_g_of_the_drawn_in_noise(checkpoint: Path, model_dir: Path, tmp_path: Path) -> None:
     """--truncation 0.5 puts the factor in the weights: the model takes standard normal noise z and makes
     G(0.5 z), what `kyara eval --truncation 0.5` measures on the checkpoint; the manifest says so."""
-    from training.evaluate import open_source, truncated
+    from export.adapters import open_source, truncated
     out = tmp_path / "m"
     assert main(["export", str(checkpoint), "-o", str(out), "--default", "fp32", "--truncation", "0.5"]) == 0
     manifest = manifest_of(out)
@@ -363,10 +364,10 @@ def test_runtime_refuses_a_manifest_whose_at_most_one_disagrees(hair_length_dir:
 
 def test_generate_command_writes_pngs(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "faces"
-    assert main(["generate", str(model_dir / "model.onnx"), "--tags", "red eyes", "-n", "3", "--seed", "7",
+    assert main(["sample", str(model_dir / "model.onnx"), "--tags", "red eyes", "-n", "3", "--seed", "7",
                  "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [f"seed7_{i:03d}.png" for i in range(3)]
-    assert main(["generate", str(model_dir), "--tags", "blonde hair, red hair", "-o", str(out)]) == 2
+    assert main(["sample", str(model_dir), "--tags", "blonde hair, red hair", "-o", str(out)]) == 2
     assert "'blonde hair' and 'red hair'" in capsys.readouterr().err
 
 
@@ -384,16 +385,16 @@ def never_generate(*args: object) -> None:
 def test_generate_checks_the_output_before_generating(model_dir: Path, tmp_path: Path, kind: str,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture) -> None:
-    (tmp_path / "grid.png").write_bytes(b"")
-    out, message = {"under a file": (tmp_path / "grid.png" / "x", f"{tmp_path / 'grid.png'} is not a folder"),
-                    "an existing file": (tmp_path / "grid.png", f"{tmp_path / 'grid.png'} exists and is not a "
-                                                                "folder")}[kind]
+    (tmp_path / "faces").write_bytes(b"")        # a file where the folder of faces would go
+    out, message = {"under a file": (tmp_path / "faces" / "x", f"{tmp_path / 'faces'} is not a folder"),
+                    "an existing file": (tmp_path / "faces", f"{tmp_path / 'faces'} exists and is not a "
+                                                             "folder")}[kind]
     monkeypatch.setattr(OnnxGenerator, "run", never_generate)
     with pytest.raises(SystemExit) as info:
-        main(["generate", str(model_dir), "-n", "2000", "-o", str(out)])
+        main(["sample", str(model_dir), "-n", "2000", "-o", str(out)])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert err.startswith(f"kyara generate: argument -o/--out: {message}")
+    assert err.startswith(f"kyara sample: argument -o/--out: {message}")
 
 
 def test_generate_replaces_its_own_pngs_in_an_existing_folder(model_dir: Path, tmp_path: Path) -> None:
@@ -401,7 +402,7 @@ def test_generate_replaces_its_own_pngs_in_an_existing_folder(model_dir: Path, t
     out.mkdir()
     (out / "seed1_000.png").write_bytes(b"stale")
     (out / "mine.txt").write_text("kept")
-    assert main(["generate", str(model_dir), "-n", "2", "--seed", "1", "-o", str(out)]) == 0
+    assert main(["sample", str(model_dir), "-n", "2", "--seed", "1", "-o", str(out)]) == 0
     assert Image.open(out / "seed1_000.png").size == (32, 32) and (out / "mine.txt").read_text() == "kept"
 
 

@@ -1,5 +1,5 @@
 """The shared decoder: odd pictures decode to the right pixels, bad ones fail with a one-line reason, and
-`kyara pack` sees exactly what `kyara crop` sees (the tagger's side is in test_pack.py)."""
+`kyara data pack` sees exactly what `kyara data crop` sees (the tagger's side is in test_pack.py)."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,8 @@ from PIL import Image
 from common.images import load_rgb, skip_reason
 from common.packed import PackedSet
 from faces import gradient, png_header_only
-from tagger.tagfile import write_tag_file
-from training.pack import pack
+from dataset.tagfile import write_tag_file
+from dataset.pack import pack
 
 
 def test_16_bit_is_scaled_and_alpha_laid_on_white(tmp_path):
@@ -60,6 +60,6 @@ def test_pack_decodes_like_crop_and_skips_bad_files_one_line_each(tmp_path, caps
     assert packed.meta["names"] == good
     for i, name in enumerate(good):
         np.testing.assert_array_equal(packed.images[i], load_rgb(crops / name), err_msg=name)
-    assert "kyara pack: skipping gone.png: not found\n" in err
-    assert "kyara pack: skipping bomb.png: DecompressionBombError: " in err
+    assert "kyara data pack: skipping gone.png: not found\n" in err
+    assert "kyara data pack: skipping bomb.png: DecompressionBombError: " in err
     assert "BytesIO" not in err and "(2 skipped)" in err

@@ -199,7 +199,7 @@ def test_existing_configs_and_checkpoints_have_no_attention():
         mine = with_attention.state_dict()
         # attention is built last: every other weight starts as it did without it
         assert all(torch.equal(v, mine[k]) for k, v in plain.state_dict().items())
-    slim = root / "slim" / "ab4-adv5"
+    slim = root / "portable" / "v5"
     if slim.is_dir():
         from training.checkpoint import load_generator
         generator, *_ = load_generator(slim)

@@ -1,5 +1,5 @@
-"""`kyara pack` and `kyara tag`: round trips, MLDS tars, face groups and their split, contradicting labels,
-decoding like `kyara crop`, and crop -> tag -> pack end to end."""
+"""`kyara data pack` and `kyara data tag`: round trips, MLDS tars, face groups and their split, contradicting labels,
+decoding like `kyara data crop`, and crop -> tag -> pack end to end."""
 from __future__ import annotations
 
 import csv
@@ -18,9 +18,9 @@ from common.vocab import Vocabulary
 from faces import canvas_with, draw_face, gradient, png_header_only
 from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
-from tagger.tagfile import read_tag_file, write_tag_file
-from training.crop import crop_folder
-from training.pack import labels_for, pack
+from dataset.tagfile import read_tag_file, write_tag_file
+from dataset.crop import crop_folder
+from dataset.pack import labels_for, pack
 
 
 def random_tagger(path: Path, vocab: Vocabulary) -> Path:
@@ -61,9 +61,9 @@ def test_crop_tag_pack_end_to_end(tmp_path, capsys):
     Image.fromarray(canvas_with(draw_face(130))).save(pictures / "girl.png")
     random_tagger(tmp_path / "tagger", Vocabulary(["blue hair", "red hair", "blue eyes", "red eyes"]))
 
-    assert main(["crop", str(pictures), str(crops), "--workers", "1", "--resolution", "128"]) == 0
-    assert main(["tag", str(crops), "--tagger", str(tmp_path / "tagger")]) == 0
-    assert main(["pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "128", "--workers", "1"]) == 0
+    assert main(["data", "crop", str(pictures), str(crops), "--workers", "1", "--resolution", "128"]) == 0
+    assert main(["data", "tag", str(crops), "--tagger", str(tmp_path / "tagger")]) == 0
+    assert main(["data", "pack", str(crops), "-o", str(tmp_path / "packed"), "--resolution", "128", "--workers", "1"]) == 0
 
     record = json.loads((crops / "crops.jsonl").read_text())
     tags = read_tag_file(crops / "tags.csv")
@@ -74,9 +74,9 @@ def test_crop_tag_pack_end_to_end(tmp_path, capsys):
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
-    assert main(["crop", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.strip() == f"kyara crop: {tmp_path / 'missing'}: input folder not found"
-    assert main(["tag", str(tmp_path), "--tagger", str(tmp_path)]) == 2
+    assert main(["data", "crop", str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"kyara data crop: {tmp_path / 'missing'}: input folder not found"
+    assert main(["data", "tag", str(tmp_path), "--tagger", str(tmp_path)]) == 2
     assert "no tagger here" in capsys.readouterr().err
 
 
@@ -150,7 +150,7 @@ def test_two_colours_of_one_exclusive_group_are_unknown(tmp_path, capsys):
                                         ("b.png", ["red hair", "blue eyes"])])
     packed = PackedSet.open(pack(crops, tmp_path / "packed", workers=1))
     warnings = [line for line in capsys.readouterr().err.splitlines() if "exclusive" in line]
-    assert warnings == ["kyara pack: 1 images name two tags of one exclusive or at-most-one group (e.g. two hair "
+    assert warnings == ["kyara data pack: 1 images name two tags of one exclusive or at-most-one group (e.g. two hair "
                         "colours, or long and short hair); that group is stored as unknown for them"]
     assert (packed.labels[packed.meta["names"].index("a.png")] == -1).all()
 
@@ -174,7 +174,7 @@ def test_long_and_short_hair_together_are_unknown(tmp_path, capsys):
     write_tag_file(crops / "tags.csv", [("a.png", ["red hair", "long hair", "short hair"]),
                                         ("b.png", ["red hair", "long hair"])])
     packed = PackedSet.open(pack(crops, tmp_path / "packed", workers=1))
-    assert "kyara pack: 1 images name two tags of one exclusive or at-most-one group" in capsys.readouterr().err
+    assert "kyara data pack: 1 images name two tags of one exclusive or at-most-one group" in capsys.readouterr().err
     rows = {name: dict(zip(packed.vocab.tags, packed.labels[i].tolist()))
             for i, name in enumerate(packed.meta["names"])}
     assert rows == {"a.png": {"red hair": 1, "long hair": -1, "short hair": -1},
@@ -197,8 +197,8 @@ def test_tag_decodes_like_crop_and_skips_bad_files(tmp_path, capsys):
     (crops / "bomb.png").write_bytes(png_header_only(20000, 20000))
     tagger = random_tagger(tmp_path / "tagger", Vocabulary(["blue hair", "red hair", "blue eyes", "red eyes"]))
 
-    assert main(["tag", str(crops), "--tagger", str(tagger)]) == 0
-    assert "kyara tag: skipping bomb.png: DecompressionBombError: " in capsys.readouterr().err
+    assert main(["data", "tag", str(crops), "--tagger", str(tagger)]) == 0
+    assert "kyara data tag: skipping bomb.png: DecompressionBombError: " in capsys.readouterr().err
     probs = tag_rows(crops / "tags.csv")
     assert sorted(probs) == ["clear.png", "grey16.png", "grey8.png", "white.png"]
     assert probs["grey16.png"] == probs["grey8.png"] and probs["clear.png"] == probs["white.png"]
@@ -217,5 +217,5 @@ def test_tag_skips_crops_of_an_interrupted_picture(tmp_path):
         f.write(json.dumps({"crop": "boy_0.png", "source": "boy.png"}) + "\n")
     tagger = random_tagger(tmp_path / "tagger", Vocabulary(["blue hair", "red hair"]))
 
-    assert main(["tag", str(crops), "--tagger", str(tagger)]) == 0
+    assert main(["data", "tag", str(crops), "--tagger", str(tagger)]) == 0
     assert list(read_tag_file(crops / "tags.csv")) == [finished]

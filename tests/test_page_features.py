@@ -1,5 +1,6 @@
 """The page's advanced mode (a slider per tag), favourites library and languages, in headless Chromium against
-the real server and the bundled model; plus a plain check that every language file has every text.
+the real server and the bundled model; plus a plain check that every language file has every text. One file,
+long because the three features share one served page and browser (starting them is the slow part).
 
 Advanced mode: a slider at 0 and 1 gives exactly the labels and pixels of simple mode's Off and On; a mix of an
 exclusive group is normalised to sum to 1, travels in the share link and is redrawn by a fresh visitor; a

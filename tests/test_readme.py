@@ -18,3 +18,8 @@ def test_readme_example_tags_exist_in_the_bundled_model():
     for example in asked:
         for tag in re.split(r"[,;]", example.replace('"', "")):
             assert tag.strip() in tags, f"README asks for {tag.strip()!r}, which models/default does not know"
+
+
+def test_the_readme_reads_in_five_minutes():
+    """A product page: 150 lines at most; the detail lives in docs/."""
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 150

@@ -11,10 +11,10 @@ from PIL import Image
 from conftest import make_tiny_packed
 from faces import draw_face
 from common.packed import PackedSet
-from training.blind import COLS, FACE, LABEL, blind_sheets
+from judge.blind import COLS, FACE, LABEL, blind_sheets
 from training.config import load_config
 from training.models import Generator
-from training.realness import Protocol, realness, shape_protocol, split_real
+from metrics.realness import Protocol, realness, shape_protocol, split_real
 
 SMALL = Protocol(train_per_class=120, test_per_class=60, steps=150, seeds=2)
 

@@ -52,7 +52,7 @@ def test_chroma_blur_smooths_colour_and_leaves_brightness():
     chroma (its top band falls below a tenth) while the luminance spectrum stays; it adds no weights, so G's
     state dict is the same with the switch on or off."""
     from training.models import ChromaBlur
-    from training.spectrum import band_power
+    from metrics.spectrum import band_power
     blur = ChromaBlur()
     rng = torch.Generator().manual_seed(0)
     grey = (torch.rand(2, 1, 32, 32, generator=rng) * 1.6 - 0.8).expand(2, 3, 32, 32)

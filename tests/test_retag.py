@@ -18,10 +18,10 @@ from kyara.cli import main
 from tagger.model import TaggerConfig, TaggerNet, save_tagger
 from tagger.report import confident_bounds
 from tagger.review import apply_corrections
-from tagger.sources import read_label_file
-from tagger.tagfile import read_tag_columns, read_tag_file, write_tag_file
+from dataset.labels import read_label_file
+from dataset.tagfile import read_tag_columns, read_tag_file, write_tag_file
 from training.config import load_config
-from training.pack import pack
+from dataset.pack import pack
 from training.trainer import Trainer, train
 
 
@@ -63,7 +63,7 @@ def _tar_of_twins(path: Path) -> Path:
 
 def test_pack_with_a_taggers_output_and_labels_checked_by_eye(tmp_path, capsys):
     source = _tar_of_twins(tmp_path / "faces.tar")
-    # The tagger saw faces 0, 1, 2 (by file name, as `kyara tag` on an unpacked folder writes them): it also
+    # The tagger saw faces 0, 1, 2 (by file name, as `kyara data tag` on an unpacked folder writes them): it also
     # guessed colours, which must not replace the source's, and could not decide smile on face 1.
     tagged = tmp_path / "tagged.csv"
     write_tag_file(tagged, [("0.png", ["blue hair", "long hair", "smile"]), ("1.png", ["red hair", "short hair"]),
@@ -107,7 +107,7 @@ def test_kyara_tag_writes_what_the_tagger_could_not_decide(tmp_path):
     torch.manual_seed(0)
     save_tagger(tagger, TaggerNet("mobilenetv4_conv_small_050", len(vocab)),
                 TaggerConfig(vocab.to_json(), thresholds={"smile": 0.5}, bounds={"smile": [0.0, 1.0]}))
-    assert main(["tag", str(crops), "--tagger", str(tagger)]) == 0
+    assert main(["data", "tag", str(crops), "--tagger", str(tagger)]) == 0
     prob_tags, probs, unknown = read_tag_columns(crops / "tags.csv")
     assert prob_tags == list(vocab.tags) and len(probs) == 4
     assert unknown == {f"{i}.png": ["smile"] for i in range(4)}       # bounds [0, 1]: never sure

@@ -1,4 +1,4 @@
-"""`kyara review`: numbered contact sheets in the right order, and a correction round-tripped into the labels."""
+"""`kyara data review`: numbered contact sheets in the right order, and a correction round-tripped into the labels."""
 from __future__ import annotations
 
 import csv
@@ -12,8 +12,8 @@ from common.packed import write_packed
 from common.vocab import Vocabulary
 from kyara.cli import main
 from tagger.review import CAPTION, CELL, COLUMNS, review_sheets
-from tagger.sources import Source, load_training_data
-from tagger.tagfile import read_tag_file, write_tag_file
+from tagger.data import LabelledSet, load_training_data
+from dataset.tagfile import read_tag_file, write_tag_file
 
 SMILE = [0.2, 0.9, 0.6, 0.05, 0.7, 0.4, 0.3, 0.8]
 
@@ -53,7 +53,7 @@ def test_ranked_sheets_and_a_correction_round_trip(tmp_path):
     table[3][1], table[5][1] = "0", "1"
     with open(written[1], "w", newline="") as f:
         csv.writer(f).writerows(table)
-    assert main(["review", "apply", str(written[1]), str(folder / "tags.csv")]) == 0
+    assert main(["data", "review", "apply", str(written[1]), str(folder / "tags.csv")]) == 0
     tags = read_tag_file(folder / "tags.csv")
     assert "smile" not in tags["face4.png"] and "smile" in tags["face5.png"] and "blue hair" in tags["face5.png"]
     assert [n for n, t in tags.items() if "smile" in t] == ["face1.png", "face2.png", "face5.png", "face7.png"]
@@ -76,15 +76,35 @@ def test_corrections_train_the_tagger_and_bad_ids_are_refused(tmp_path, capsys):
     table = list(csv.reader(written[-1].open()))
     assert table == [["id", "blue hair"], ["0", "1"], ["2", "1"], ["4", "1"]]       # one image per face
     (tmp_path / "glasses.csv").write_text("id,glasses\n2,1\n")
-    loaded = load_training_data([Source(data, [tmp_path / "glasses.csv"])])
+    loaded = load_training_data([LabelledSet(data, [tmp_path / "glasses.csv"])])
     assert list(loaded.labels[:, loaded.vocab.index("glasses")]) == [-1, -1, 1, 1, -1, -1]
 
     folder, _ = crop_folder(tmp_path / "crops")
     (tmp_path / "wrong.csv").write_text("id,smile\nnobody.png,1\n")
     before = (folder / "tags.csv").read_text()
-    assert main(["review", "apply", str(tmp_path / "wrong.csv"), str(folder / "tags.csv")]) == 2
+    assert main(["data", "review", "apply", str(tmp_path / "wrong.csv"), str(folder / "tags.csv")]) == 2
     assert "wrong.csv: 1 ids are not in" in capsys.readouterr().err
     assert (folder / "tags.csv").read_text() == before
+
+
+def test_a_search_goes_on_past_the_faces_already_reviewed(tmp_path):
+    """--skip: the faces a label file names, and their twins, are left off; the rest keep their ranked order."""
+    vocab = Vocabulary(["blue hair", "red hair"])
+    images = np.zeros((6, 32, 32, 3), np.uint8)
+    labels = np.zeros((6, 2), np.int8)
+    labels[:, 0] = 1
+    data = write_packed(tmp_path / "packed", images, labels, vocab, np.array([0, 0, 1, 1, 2, 2]),
+                        np.zeros(6, bool), source="test", names=[f"faces/{i}.png" for i in range(6)])
+    (tmp_path / "done.csv").write_text("id,blue hair\n3,1\n")                 # the twin of face 2, by its stem
+    assert main(["data", "review", "sheets", str(data), "--tag", "blue hair", "--skip", str(tmp_path / "done.csv"),
+                 "-o", str(tmp_path / "review")]) == 0
+    assert [r[0] for r in csv.reader((tmp_path / "review" / "corrections.csv").open())][1:] == \
+        ["faces/0.png", "faces/4.png"]
+    folder, _ = crop_folder(tmp_path / "crops")
+    (tmp_path / "seen.csv").write_text("id,smile\nface1.png,1\nface7,0\n")
+    written = review_sheets(folder, "smile", tmp_path / "ranked", ranked=True, skip=[tmp_path / "seen.csv"])
+    assert [r[0] for r in csv.reader(written[-1].open())][1:] == [
+        f"face{i}.png" for i in np.argsort(-np.array(SMILE), kind="stable") if i not in (1, 7)]
 
 
 def test_a_tag_file_naming_an_image_twice_is_refused_not_misaligned(tmp_path):

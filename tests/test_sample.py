@@ -43,15 +43,26 @@ def test_sample_refuses_tags_in_one_line(run_dir: Path, tmp_path: Path, capsys: 
     assert not (tmp_path / "x.png").exists()
 
 
-def test_sample_into_a_folder_writes_a_file_inside_it(run_dir: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_sample_into_a_folder_writes_one_png_a_face_and_leaves_other_files(run_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
     existing = tmp_path / "existing"
     existing.mkdir()
-    for out, expected in ((f"{tmp_path / 'new'}/", tmp_path / "new" / "samples.png"),
-                          (str(existing), existing / "samples.png")):
-        assert main(["sample", str(run_dir), "-n", "4", "-o", out]) == 0
-        assert capsys.readouterr().out.strip() == str(expected)
-        assert Image.open(expected).size == (2 * 32, 2 * 32)
+    (existing / "notes.txt").write_text("mine")
+    for out in (tmp_path / "new", existing):
+        assert main(["sample", str(run_dir), "-n", "4", "--seed", "3", "-o", str(out)]) == 0
+        assert capsys.readouterr().out.strip() == f"{out}: 4 faces"
+        assert sorted(p.name for p in out.glob("*.png")) == [f"seed3_{i:03d}.png" for i in range(4)]
+        assert Image.open(out / "seed3_000.png").size == (32, 32)
+    assert (existing / "notes.txt").read_text() == "mine"
+
+
+def test_a_checkpoint_and_its_grid_agree_face_for_face(run_dir: Path, tmp_path: Path) -> None:
+    """The grid is the folder's faces tiled: one seed asks for the same faces whatever is written."""
+    assert main(["sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "faces")]) == 0
+    assert main(["sample", str(run_dir), "-n", "4", "-o", str(tmp_path / "grid.png")]) == 0
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    first = np.asarray(Image.open(tmp_path / "faces" / "seed0_000.png"))
+    assert np.array_equal(grid[:32, :32], first)
 
 
 def test_sample_refuses_an_output_it_cannot_write_before_sampling(run_dir: Path, tmp_path: Path,

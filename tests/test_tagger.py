@@ -1,4 +1,4 @@
-"""The tagger: masked losses, learning on a tiny set, save/load, thresholds, and `kyara tag`."""
+"""The tagger: masked losses, learning on a tiny set, save/load, thresholds, and `kyara data tag`."""
 from __future__ import annotations
 
 import json
@@ -14,8 +14,9 @@ from tagger.model import (SHIPPED, Tagger, TaggerConfig, TaggerNet, load_tagger,
 from common.packed import write_packed
 from common.vocab import Vocabulary
 from tagger.report import average_precision, calibrate_thresholds
-from tagger.sources import Source
-from tagger.tagfile import read_tag_file
+from tagger.config import TaggerTrainConfig
+from tagger.data import LabelledSet
+from dataset.tagfile import read_tag_file
 
 HAIR = ["blonde hair", "blue hair", "red hair"]
 EYES = ["blue eyes", "red eyes"]
@@ -115,7 +116,7 @@ def test_train_save_load_and_tag(tmp_path):
     images, labels, vocab = colour_set(n=36)
     split = np.arange(len(images)) % 6 == 0
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test")
-    trained = train_tagger([Source(data)], tmp_path / "tagger", epochs=2, batch_size=8, lr=3e-3)
+    trained = train_tagger([LabelledSet(data)], tmp_path / "tagger", TaggerTrainConfig(epochs=2, batch_size=8, lr=3e-3))
     for name in ("tagger.safetensors", "tagger.json", "report.json", "confusion_hair_colour.png",
                  "confusion_eye_colour.png", "metrics.jsonl"):
         assert (tmp_path / "tagger" / name).is_file(), name
@@ -157,23 +158,23 @@ def test_resume_continues_and_refuses_a_state_with_pickled_code(tmp_path):
     split = np.arange(len(images)) % 6 == 0
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test")
     out = tmp_path / "tagger"
-    train_tagger([Source(data)], out, epochs=1, batch_size=8)
-    train_tagger([Source(data)], out, epochs=2, batch_size=8)          # continues from state.pt
+    train_tagger([LabelledSet(data)], out, TaggerTrainConfig(epochs=1, batch_size=8))
+    train_tagger([LabelledSet(data)], out, TaggerTrainConfig(epochs=2, batch_size=8))          # continues from state.pt
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
     # another backbone cannot continue it: a clear error, also for a state written before states named theirs
     with pytest.raises(ValueError, match="state.pt: an interrupted run on backbone 'kyara_plain_32', not "
                                          "'kyara_plain_16': pass --backbone kyara_plain_32"):
-        train_tagger([Source(data)], out, backbone="kyara_plain_16", epochs=3, batch_size=8)
+        train_tagger([LabelledSet(data)], out, TaggerTrainConfig(backbone="kyara_plain_16", epochs=3, batch_size=8))
     state = torch.load(out / "state.pt", weights_only=True)
     torch.save({k: v for k, v in state.items() if k != "backbone"}, out / "state.pt")
     with pytest.raises(ValueError, match="state.pt: an interrupted run of another network than 'kyara_plain_16'"):
-        train_tagger([Source(data)], out, backbone="kyara_plain_16", epochs=3, batch_size=8)
+        train_tagger([LabelledSet(data)], out, TaggerTrainConfig(backbone="kyara_plain_16", epochs=3, batch_size=8))
 
     marker = tmp_path / "ran"
     torch.save({"net": RunsCode(marker), "optimizer": {}, "epoch": 1}, out / "state.pt")
     with pytest.raises(ValueError, match="state.pt: refused: it holds pickled objects"):
-        train_tagger([Source(data)], out, epochs=3, batch_size=8)
+        train_tagger([LabelledSet(data)], out, TaggerTrainConfig(epochs=3, batch_size=8))
     assert not marker.exists()
 
 
@@ -186,9 +187,10 @@ def test_training_can_start_from_a_trained_tagger(tmp_path):
     names = [str(i) for i in range(len(images))]
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
                         names=names)
-    old = train_tagger([Source(data)], tmp_path / "old", epochs=1, batch_size=8)
+    old = train_tagger([LabelledSet(data)], tmp_path / "old", TaggerTrainConfig(epochs=1, batch_size=8))
     (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{i % 2}\n" for i in range(len(images))))
-    new = train_tagger([Source(data, [tmp_path / "smile.csv"])], tmp_path / "new", epochs=0, init=tmp_path / "old")
+    new = train_tagger([LabelledSet(data, [tmp_path / "smile.csv"])], tmp_path / "new",
+                       TaggerTrainConfig(epochs=0, init=str(tmp_path / "old")))
     assert new.vocab.tags == (*vocab.tags[:3], "smile", *vocab.tags[3:])
     shared = [new.vocab.index(t) for t in vocab.tags]
     np.testing.assert_allclose(new.predict(images[:6])[:, shared], old.predict(images[:6]), atol=1e-5)
@@ -278,7 +280,7 @@ def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tm
     """--init with --attribute-backbone: the init tagger's trunk and head stay frozen (the colours' probabilities
     do not move by a bit), only the images with a smile label train the second trunk, which learns smile (a
     white square in the middle), and the saved tagger loads with both trunks."""
-    from tagger.sources import load_training_data
+    from tagger.data import load_training_data
     from tagger.train import train_tagger
 
     images, labels, vocab = colour_set(n=48)
@@ -288,12 +290,14 @@ def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tm
     names = [str(i) for i in range(len(images))]
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
                         names=names)
-    old = train_tagger([Source(data)], tmp_path / "old", backbone="kyara_plain_16", epochs=1, batch_size=8)
+    old = train_tagger([LabelledSet(data)], tmp_path / "old",
+                       TaggerTrainConfig(backbone="kyara_plain_16", epochs=1, batch_size=8))
     # the last 8 faces have no smile label: they must not train the second trunk
     (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile[:40])))
-    sources = [Source(data, [tmp_path / "smile.csv"])]
-    new = train_tagger(sources, tmp_path / "new", epochs=10, batch_size=8, lr=3e-3, init=tmp_path / "old",
-                       attribute_backbone="kyara_plain_16")
+    sources = [LabelledSet(data, [tmp_path / "smile.csv"])]
+    new = train_tagger(sources, tmp_path / "new",
+                       TaggerTrainConfig(epochs=10, batch_size=8, lr=3e-3, init=str(tmp_path / "old"),
+                                         attribute_backbone="kyara_plain_16"))
     known = load_training_data(sources)
     labelled = int(((known.split == "train") & (known.labels[:, known.vocab.index("smile")] >= 0)).sum())
     epochs = [json.loads(line) for line in (tmp_path / "new" / "metrics.jsonl").read_text().splitlines()]
@@ -313,10 +317,10 @@ def test_a_second_trunk_trained_from_a_colour_tagger_leaves_its_colours_alone(tm
     (tmp_path / "state.pt").rename(tmp_path / "again" / "state.pt")
     with pytest.raises(ValueError, match="an interrupted run with --attribute-backbone kyara_plain_16 from a frozen "
                                          "--init: continue it with the same"):
-        train_tagger(sources, tmp_path / "again", epochs=11, batch_size=8, backbone="kyara_plain_16")
+        train_tagger(sources, tmp_path / "again", TaggerTrainConfig(epochs=11, batch_size=8, backbone="kyara_plain_16"))
     # going on from a two-trunk tagger needs a second trunk too
     with pytest.raises(ValueError, match="pass --attribute-backbone kyara_plain_16 to go on from it"):
-        train_tagger(sources, tmp_path / "more", epochs=1, batch_size=8, init=tmp_path / "new")
+        train_tagger(sources, tmp_path / "more", TaggerTrainConfig(epochs=1, batch_size=8, init=str(tmp_path / "new")))
 
 
 def test_a_mouth_trunk_reads_its_tags_from_the_mouth_box_alone():
@@ -360,10 +364,11 @@ def test_a_mouth_trunk_trained_from_a_tagger_leaves_every_other_tag_alone(tmp_pa
     data = write_packed(tmp_path / "packed", images, labels, vocab, np.arange(len(images)), split, source="test",
                         names=names)
     (tmp_path / "smile.csv").write_text("id,smile\n" + "".join(f"{i},{int(s)}\n" for i, s in enumerate(smile)))
-    sources = [Source(data, [tmp_path / "smile.csv"])]
-    old = train_tagger(sources, tmp_path / "old", backbone="kyara_plain_16", epochs=1, batch_size=8)
-    new = train_tagger(sources, tmp_path / "new", epochs=10, batch_size=8, lr=3e-3, init=tmp_path / "old",
-                       mouth_backbone="kyara_plain_16", mouth_tags=["smile"])
+    sources = [LabelledSet(data, [tmp_path / "smile.csv"])]
+    old = train_tagger(sources, tmp_path / "old", TaggerTrainConfig(backbone="kyara_plain_16", epochs=1, batch_size=8))
+    new = train_tagger(sources, tmp_path / "new",
+                       TaggerTrainConfig(epochs=10, batch_size=8, lr=3e-3, init=str(tmp_path / "old"),
+                                         mouth_backbone="kyara_plain_16", mouth_tags=("smile",)))
     others = [new.vocab.index(t) for t in vocab.tags]
     np.testing.assert_allclose(new.predict(images)[:, others], old.predict(images)[:, others], atol=1e-6)
     p_smile = new.predict(images)[:, new.vocab.index("smile")]
@@ -372,4 +377,4 @@ def test_a_mouth_trunk_trained_from_a_tagger_leaves_every_other_tag_alone(tmp_pa
     assert (loaded.config.mouth_backbone, loaded.config.mouth_tags) == ("kyara_plain_16", ["smile"])
     np.testing.assert_allclose(loaded.predict(images[:6]), new.predict(images[:6]), atol=1e-6)
     with pytest.raises(ValueError, match='pass --mouth-backbone kyara_plain_16 --mouth-tags "smile" to go on'):
-        train_tagger(sources, tmp_path / "more", epochs=1, batch_size=8, init=tmp_path / "new")
+        train_tagger(sources, tmp_path / "more", TaggerTrainConfig(epochs=1, batch_size=8, init=str(tmp_path / "new")))

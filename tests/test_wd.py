@@ -1,4 +1,4 @@
-"""`kyara tag --tagger DIR` with a WD v3 Danbooru tagger folder: a small timm model with random weights, saved
+"""`kyara data tag --tagger DIR` with a WD v3 Danbooru tagger folder: a small timm model with random weights, saved
 in exactly the hub layout (config.json + model.safetensors by timm, selected_tags.csv with the real columns)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from timm.models import save_for_hf
 from common.vocab import TagError
 from kyara.cli import main
 from tagger.tag import tag_folder
-from tagger.tagfile import read_tag_file
+from dataset.tagfile import read_tag_file
 from tagger.wd import WDTagger, pad_square
 
 SIZE = 32
@@ -95,12 +95,12 @@ def test_kyara_tag_with_a_wd_folder_writes_tags_probabilities_and_thresholds(tmp
     row = next(csv.DictReader(out.open()))
     assert float(row["p:male"]) == pytest.approx(sigmoid(0.4), abs=1e-4)
 
-    assert main(["tag", str(crops), "-o", str(tmp_path / "t2.csv"), "--tagger", str(wd), "--threshold", "0.2",
+    assert main(["data", "tag", str(crops), "-o", str(tmp_path / "t2.csv"), "--tagger", str(wd), "--threshold", "0.2",
                  "--tag-threshold", "male=0.7"]) == 0
     assert read_tag_file(tmp_path / "t2.csv")["a.png"] == ["blonde hair", "long hair", "smile", "red eyes"]
     with pytest.raises(TagError, match="unknown tag 'hat'; valid tags: blonde hair"):
         tag_folder(crops, tagger_path=wd, tag_thresholds={"hat": 0.5})
-    assert main(["tag", str(crops), "--tagger", str(wd), "--tag-threshold", "blonde hair=0.5"]) == 2
+    assert main(["data", "tag", str(crops), "--tagger", str(wd), "--tag-threshold", "blonde hair=0.5"]) == 2
     assert "'blonde hair' is in the exclusive group 'hair colour'" in capsys.readouterr().err
 
 

@@ -1,5 +1,6 @@
 """The Flask app's routes without a browser: headers, MIME types, caching, and what it refuses; and
-`kyara serve` itself: its checks at start, its socket timeout, relative paths."""
+`kyara serve` itself: its checks at start, its socket timeout, relative paths. Long because each route is
+checked for what it must refuse too, and they share one app and model."""
 from __future__ import annotations
 
 import hashlib

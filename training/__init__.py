@@ -1,1 +1,1 @@
-"""Data packing, the GAN (models, losses, trainer), sampling and evaluation."""
+"""The GAN: its models, losses, augmentation, configs, checkpoints and the trainer."""

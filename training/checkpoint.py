@@ -8,8 +8,8 @@
 An error while saving removes the `.step_*.tmp` folder; a process killed while saving leaves one, which is never
 read and is cleared on the next save.
 
-A slim checkpoint (`slim_checkpoint`, `kyara slim`) keeps only G_ema and D, in half precision, with config.json
-and vocab.json: a third of the size, small enough to commit, so that a run can go on (`kyara train --init`) on
+A portable checkpoint (`portable_checkpoint`, `kyara portable`) keeps only G_ema and D, in half precision, with
+config.json and vocab.json: a third of the size, small enough to commit, so that a run can go on (`kyara train --init`) on
 another machine, where the run directory is not.
 
 Everything a checkpoint holds is read here, and checked before it is used: config.json and vocab.json (valid
@@ -50,7 +50,7 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
 
 
 def _recorded(path: Path, key: str) -> str:
-    """A value a checkpoint's weights file keeps in its metadata ("" if there is none): `kyara slim` writes the
+    """A value a checkpoint's weights file keeps in its metadata ("" if there is none): `kyara portable` writes the
     step there, and every save the steps before the run (`steps_before`)."""
     weights = Path(path) / "G_ema.safetensors"
     if not weights.is_file():
@@ -219,7 +219,7 @@ def _what(network: str, ckpt: Path) -> str:
 
 
 def step_of(path: Path) -> int:
-    """A checkpoint's step: from its folder name (step_0001000), or, for a slim checkpoint (any name), from the
+    """A checkpoint's step: from its folder name (step_0001000), or, for a portable checkpoint (any name), from the
     step its weights file records."""
     path = Path(path)
     digits = path.name[len(PREFIX):]
@@ -272,15 +272,16 @@ def save_checkpoint(run_dir: str | Path, step: int, modules: dict[str, torch.nn.
     return final
 
 
-def slim_checkpoint(path: str | Path, out: str | Path) -> Path:
-    """Write `path`'s checkpoint (or a run directory's best / newest) as a slim one into the folder `out`."""
+def portable_checkpoint(path: str | Path, out: str | Path) -> Path:
+    """Write `path`'s checkpoint (or a run directory's best / newest) as a portable one into the folder `out`."""
     ckpt, cfg, vocab, _ = check_checkpoint(path)       # every file checked before anything is written
     shapes = network_shapes(cfg, len(vocab), ckpt / "config.json")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "G_ema.safetensors").is_file():
         # atomic_dir replaces the folder: never a folder of something else
-        raise ValueError(f"{out}: exists and is not a checkpoint; give a new folder (or a slim checkpoint to replace)")
-    # `step_of` and `steps_before` read these back: a slim folder may have any name
+        raise ValueError(f"{out}: exists and is not a checkpoint; give a new folder (or a portable checkpoint to "
+                         "replace)")
+    # `step_of` and `steps_before` read these back: a portable checkpoint folder may have any name
     metadata = {"from": str(ckpt), "step": str(step_of(ckpt)), "steps_before": str(steps_before(ckpt))}
     with atomic_dir(out) as tmp:
         for name in ("G_ema", "D"):

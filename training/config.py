@@ -1,14 +1,13 @@
-"""Training configuration: one dataclass, a few named presets, JSON files and `key=value` overrides.
+"""Training configuration: one dataclass, a few named presets, JSON files and `key=value` overrides (loaded as
+the tagger's are: `common.config`).
 
 A run directory keeps the resolved config as `config.json`, so a run can always be started over from it.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
 
+from common import config as common_config
 from training.augment import parse_policy
 from training.models import ModelConfig
 
@@ -87,49 +86,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-def _coerce(value: str, current: Any) -> Any:
-    if isinstance(current, bool):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true/false, got {value!r}")
-        return value.lower() in ("true", "1")
-    if isinstance(current, tuple):   # "8,16,16"; an empty value is the empty tuple (e.g. g_up_channels' default)
-        return tuple(int(v) for v in value.split(",")) if value.strip() else ()
-    return type(current)(value)
-
-
-def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Apply `key=value` strings; `model.g_blocks=8` reaches into the model config."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        target, name = (cfg.model, key[6:]) if key.startswith("model.") else (cfg, key)
-        if name not in {f.name for f in fields(target)} or name == "model":
-            raise ValueError(f"unknown config key {key!r}")
-        try:
-            new = replace(target, **{name: _coerce(value, getattr(target, name))})
-        except ValueError as exc:
-            raise ValueError(f"override {item!r}: {exc}") from None
-        cfg = replace(cfg, model=new) if target is cfg.model else new
-    return cfg
-
-
 def load_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
-    """A preset name (`paper`, `cpu64`, `tiny`) or a JSON file, optionally `{"base": "cpu64", ...}`."""
-    if spec in PRESETS:
-        cfg = PRESETS[spec]
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from None
-        base_name = data.get("base", "paper")
-        if base_name not in PRESETS:
-            raise ValueError(f"{path}: base {base_name!r} is not a preset ({', '.join(PRESETS)})")
-        base = PRESETS[base_name].to_json()
-        model = {**base["model"], **data.pop("model", {})}
-        cfg = TrainConfig.from_json({**base, **data, "model": model})
-    return apply_overrides(cfg, list(overrides))
+    """A preset name (`paper`, `cpu64`, `tiny`) or a JSON file, optionally `{"base": "cpu64", ...}`; then the
+    `--set` overrides (`common.config`)."""
+    return common_config.load_config(spec, list(overrides), PRESETS, TrainConfig.from_json, default_base="paper")

@@ -39,14 +39,16 @@ class ModelConfig:
     icnr: bool = False             # shuffle only: start each 2x2 sub-pixel group with one shared kernel
     rgb_kernel: int = 9            # the output conv at full resolution (the paper's 9x9 is ~1/4 of G's FLOPs)
     # Output channels of each upsampling stage (empty: g_channels each). The last stage runs at full resolution:
-    # at 64 px with 8 blocks it costs as much as all residual blocks together (docs/runs/v2-runs.md, section 7).
+    # at 64 px with 8 blocks it costs as much as all residual blocks together
+    # (docs/experiments/2026-12-01-distilled-student.md).
     g_up_channels: tuple[int, ...] = ()
     # A fixed low-pass ([1, 2, 1] in each direction) on the chroma of G's output, luminance untouched: G cannot
     # draw the coloured speckle that is most of its grain (ChromaBlur). Adds no weights.
     chroma_blur: bool = False
     # Projection discriminator (Miyato & Koyama 2018) beside the ACGAN tag head: D's real/fake logit adds
     # <embed(tags), features>, so an image is judged real *for its tags* and G cannot look real while
-    # ignoring them. ACGAN alone trades the two against each other through lambda_adv (docs/runs section 12).
+    # ignoring them. ACGAN alone trades the two against each other through lambda_adv
+    # (docs/experiments/2026-12-01-adversarial-weight.md).
     d_projection: bool = False
     # Self-attention (SAGAN, Zhang et al. 2019) on the feature map of this side in px, in G and in D; 0: none.
     # G: after the upsampling stage that reaches it (16: after the residual blocks, before any upsampling);
@@ -148,7 +150,8 @@ class ChromaBlur(nn.Module):
     Anime faces are flat fills of colour with dark lines: their fine detail is almost all luminance. The
     grain on generated faces is mostly coloured speckle (v2 at step 12,750: 5x real's chroma high-pass at every
     quantile, 13-21x its power in the top chroma band, with luminance within 1.25x), and blurring real
-    faces' chroma this way leaves them looking the same (docs/runs/v2-runs.md, section 10). RGB -> YCbCr, the
+    faces' chroma this way leaves them looking the same (docs/experiments/2026-12-01-v2-grain-and-chroma-blur.md).
+    RGB -> YCbCr, the
     blur and back are all linear, so they fold into one fixed 3x3 convolution from RGB to RGB; edges are
     padded by repetition. Its weights are a non-persistent buffer, so a checkpoint's state dict is the same
     with the switch on or off, and a model trained without it can go on with it (`--init`).

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import torch
@@ -28,17 +28,22 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from common.files import write_text_atomic
 from common.packed import PackedSet
 from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
-from training.checkpoint import (checkpoint_dir, list_checkpoints, load_generator, load_state, resolve_checkpoint,
-                                 save_checkpoint, step_of, steps_before, total_steps)
+from training.checkpoint import (list_checkpoints, load_state, resolve_checkpoint, save_checkpoint, step_of,
+                                 steps_before, total_steps)
 from training.config import TrainConfig
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import (WEIGHTLESS_FIELDS, Discriminator, Generator, ModelConfig, load_across_vocabularies,
-                             standing_statistics)
+from training.models import WEIGHTLESS_FIELDS, Discriminator, Generator, load_across_vocabularies, standing_statistics
+from training.run import RunFolder, check_same_model, check_same_tags
+from training.teacher import TeacherLoss, pin_teacher
+
+
+# Scores a generator (G_ema, in eval mode) and returns its figures, with "score" (lower is better) among them.
+# It comes from the caller, so that the metrics, which sit above training, are not imported here.
+Evaluate = Callable[[torch.nn.Module], dict]
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,8 +52,9 @@ class TrainingDiverged(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-                 device: str | None = None, init: str | Path | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+                 device: str | None = None, init: str | Path | None = None, evaluate: Evaluate | None = None):
+        self.cfg, self.run_dir, self.run = cfg, Path(run_dir), RunFolder(run_dir)
+        self.evaluate = evaluate
         self.distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
         self.rank, self.world = 0, 1
         if self.distributed:
@@ -83,7 +89,7 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         if cfg.teacher:
             self.cfg = cfg = replace(cfg, teacher=self._pin_teacher(cfg.teacher, resume))
-        self.teacher = self._load_teacher(cfg.teacher) if cfg.teacher else None
+        self.g_terms = [TeacherLoss(cfg.teacher, cfg, self.vocab, self.device)] if cfg.teacher else []
         adam = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2),
                 **({"fused": True} if self.device.type == "cuda" else {"foreach": True})}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
@@ -93,11 +99,8 @@ class Trainer:
         self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
         self.step = 0
         self.steps_before = 0           # steps the weights had before this run (`--init`); 0 from scratch
-        self._tagger = self._reference = self._standing = None
+        self._standing = None
         self.wall_offset = 0.0          # training seconds before this process (from metrics.jsonl on resume)
-        if cfg.eval_every > 0 and self.rank == 0:    # a missing tagger fails here, not at the first evaluation
-            from tagger.model import load_tagger
-            self._tagger = load_tagger()
         if init is not None:
             if resume:
                 raise ValueError("--init starts a new run from another run's weights; drop it to --resume this one")
@@ -111,20 +114,15 @@ class Trainer:
             self.G_train = torch.compile(self.G_train)
 
     def _pin_teacher(self, spec: str, resume: bool) -> str:
-        """The one checkpoint folder the teacher is, as an absolute path (config.json records it).
-
-        A run directory's best or newest checkpoint moves on while that run trains; a student resumed later
-        must go on learning from the checkpoint it started with, not from whatever the teacher run holds now.
-        So on resume, a teacher given as a run directory stays the checkpoint of it that this run recorded.
-        Under torchrun rank 0 alone looks and every rank takes its answer (or its error): ranks that looked
-        each for themselves could pin different checkpoints if the teacher run saved one between their looks.
-        """
+        """`training.teacher.pin_teacher`, decided once for all ranks: under torchrun rank 0 alone looks and every
+        rank takes its answer (or its error); ranks that looked each for themselves could pin different
+        checkpoints if the teacher run saved one between their looks."""
         if not self.distributed:
-            return self._find_teacher(spec, resume)
+            return pin_teacher(spec, self.run, resume)
         answer: list = [None]
         if self.rank == 0:
             try:
-                answer = [self._find_teacher(spec, resume)]
+                answer = [pin_teacher(spec, self.run, resume)]
             except Exception as exc:      # every rank raises it: one left waiting for the broadcast would hang
                 answer = [exc]
         dist.broadcast_object_list(answer, src=0)
@@ -132,102 +130,24 @@ class Trainer:
             raise answer[0]
         return answer[0]
 
-    def _find_teacher(self, spec: str, resume: bool) -> str:
-        path = Path(spec).expanduser()
-        recorded_config = self.run_dir / "config.json"
-        if resume and recorded_config.is_file():
-            recorded = json.loads(recorded_config.read_text()).get("teacher", "")
-            if recorded and Path(recorded).parent.resolve() == checkpoint_dir(path).resolve():
-                return recorded
-        try:
-            return str(resolve_checkpoint(path).resolve())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"teacher {spec}: no checkpoint here; expected a checkpoint folder (step_*, "
-                                    "with G_ema.safetensors) or a run directory (its best, else newest, checkpoint)"
-                                    ) from None
-
-    def _load_teacher(self, path: str) -> Generator:
-        """The teacher's G_ema, frozen; it must draw this data's tags, in this order, at this size."""
-        try:
-            teacher, vocab, _, teacher_cfg = load_generator(path, device=str(self.device))
-        except FileNotFoundError:      # a recorded checkpoint that its own run's keep_last has since deleted
-            raise FileNotFoundError(f"teacher {path}: this checkpoint is gone; name another checkpoint folder "
-                                    "with --set teacher=CHECKPOINT (the run directory again would keep this one)"
-                                    ) from None
-        if list(vocab.tags) != list(self.vocab.tags):
-            raise ValueError(f"teacher {path}: its tags differ from this data's ({self._tag_changes(vocab.tags)}; "
-                             "or another order); distil on the data it was trained on")
-        for field_name in ("resolution", "noise_dim"):
-            theirs, ours = getattr(teacher_cfg.model, field_name), getattr(self.cfg.model, field_name)
-            if theirs != ours:
-                raise ValueError(f"teacher {path}: its model.{field_name} is {theirs}, this config's {ours}")
-        return teacher.to(memory_format=torch.channels_last).requires_grad_(False)
-
     # --- run directory, checkpoints, resume -------------------------------------------------------
 
     def _prepare_run_dir(self, resume: bool) -> None:
-        existing = list_checkpoints(self.run_dir)
-        if existing and not resume:
-            raise FileExistsError(f"{self.run_dir} already holds checkpoints (last: {existing[-1].name}); "
-                                  "pass --resume to continue it or choose another --run-dir")
-        if resume and not existing:
-            raise FileNotFoundError(f"{self.run_dir}: nothing to resume (no checkpoint in "
-                                    f"{checkpoint_dir(self.run_dir)}); drop --resume to start a new run")
-        if resume:
-            self._check_same_model(existing[-1])
-            self._check_same_tags(existing[-1])
-            self.load(existing[-1])
+        ckpt = self.run.to_resume(resume)
+        if ckpt is not None:
+            check_same_model(self.cfg.model, ckpt)
+            check_same_tags(self.vocab, ckpt)
+            self.load(ckpt)
         if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.run_dir / "config.json", json.dumps(self.cfg.to_json(), indent=2))
-            self._truncate_metrics()
-
-    def _truncate_metrics(self) -> None:
-        """Drop log lines from after the checkpoint we resume from, so the log has no repeated steps."""
-        path = self.run_dir / "metrics.jsonl"
-        if path.is_file():
-            lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= self.step]
-            write_text_atomic(path, "".join(ln + "\n" for ln in kept))
-            # Training seconds carry on across resumes, for time-to-quality curves.
-            walls = [r["wall_s"] for r in map(json.loads, kept) if "wall_s" in r]
-            self.wall_offset = walls[-1] if walls else 0.0
-
-    def _check_same_model(self, ckpt: Path, verb: str = "resume", ignore: Sequence[str] = ()) -> None:
-        """Other network shapes cannot load the weights: say which fields differ, in one line. Both sides are
-        read as ModelConfigs, so a field older checkpoints lack takes its default, and the upsampling widths
-        are compared as built (an empty `g_up_channels` is `g_channels` at each stage). `ignore`: fields that
-        may differ (a new run's `WEIGHTLESS_FIELDS`)."""
-        def shape(model: ModelConfig) -> dict:
-            built = {**model.to_json(), "g_up_channels": list(model.up_channels)}
-            return {k: v for k, v in built.items() if k not in ignore}
-        saved = shape(ModelConfig(**json.loads((ckpt / "config.json").read_text()).get("model", {})))
-        current = shape(self.cfg.model)
-        changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
-        if changed:
-            raise ValueError(f"cannot {verb} {ckpt}: its model differs from this config ({'; '.join(changed)}); "
-                             f"use a config with the same model, or start without it")
-
-    def _check_same_tags(self, ckpt: Path) -> None:
-        """A run may go on on other data (re-tagged images) only with the same tags, in the same order: the
-        label inputs of G and the tag logits of D are positional."""
-        saved = list(Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags)
-        if saved != list(self.vocab.tags):
-            raise ValueError(f"cannot resume {ckpt} on this data: its tags differ ({self._tag_changes(saved)}); "
-                             "start a new run from it with --init instead")
-
-    def _tag_changes(self, other: Sequence[str]) -> str:
-        """How another model's tags differ from this data's, for an error message."""
-        gone, new = set(other) - set(self.vocab.tags), set(self.vocab.tags) - set(other)
-        return f"not in the data: {', '.join(sorted(gone)) or 'none'}; new: {', '.join(sorted(new)) or 'none'}"
+            self.wall_offset = self.run.start(self.cfg, self.step)
 
     def init_from(self, ckpt: Path) -> None:
         """Start this new run from another run's G, G_ema and D, tags matched by name (optimisers start fresh).
-        From a slim checkpoint, which has no G, G starts as G_ema.
+        From a portable checkpoint, which has no G, G starts as G_ema.
 
         How a model trained on one vocabulary goes on to a larger one: see `load_across_vocabularies`.
         """
-        self._check_same_model(ckpt, "start from", ignore=WEIGHTLESS_FIELDS)
+        check_same_model(self.cfg.model, ckpt, "start from", ignore=WEIGHTLESS_FIELDS)
         old_tags = Vocabulary.from_json(json.loads((ckpt / "vocab.json").read_text())).tags
         g_file = "G" if (ckpt / "G.safetensors").is_file() else "G_ema"
         for name, module in ((g_file, self.G), ("G_ema", self.G_ema), ("D", self.D)):
@@ -267,12 +187,10 @@ class Trainer:
             all_rng = [rng]
         path = None
         if self.rank == 0:
-            best = self.run_dir / "best.json"
-            keep = {json.loads(best.read_text())["checkpoint"]} if best.is_file() else set()
             path = save_checkpoint(
                 self.run_dir, self.step, {"G": self.G, "G_ema": self.G_ema, "D": self.D},
                 {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": all_rng},
-                self.cfg, self.vocab, self.priors.tolist(), self.cfg.keep_last, keep, self.steps_before)
+                self.cfg, self.vocab, self.priors.tolist(), self.cfg.keep_last, self.run.best(), self.steps_before)
         if self.distributed:
             dist.barrier()
         return path
@@ -331,12 +249,11 @@ class Trainer:
             loss_g_adv = adv_loss(adv_g, True)
             loss_g_tag = tag_loss(tags_g, fake_labels)
         loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
-        if self.teacher is not None:
-            with torch.no_grad(), autocast:
-                target = self.teacher(noise, fake_labels)
-            loss_g_teacher = (fake.float() - target.float()).abs().mean()
-            loss_g = loss_g + cfg.lambda_teacher * loss_g_teacher
-            extra["g_teacher"] = loss_g_teacher.detach()
+        for term in self.g_terms:        # more loss terms of G: distillation from a teacher
+            with autocast:
+                value = term(fake, noise, fake_labels)
+            loss_g = loss_g + term.weight * value
+            extra[term.name] = value.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward(inputs=list(self.G.parameters()))
         self.opt_g.step()
@@ -383,7 +300,7 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v.float()
                     counts[k] = counts.get(k, 0) + 1
                 bar.update(1)
-                evaluating = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
+                evaluating = self.evaluate is not None and cfg.eval_every > 0 and self.step % cfg.eval_every == 0
                 # An evaluated step is saved too, so that best.json can name it.
                 at_ckpt = self.step % cfg.ckpt_every == 0 or self.step == total or evaluating
                 at_sample = self.step % cfg.sample_every == 0 or self.step == total
@@ -398,8 +315,7 @@ class Trainer:
                     bar.set_postfix(d=f"{record['loss_d']:.3f}", g=f"{record['loss_g']:.3f}",
                                     img_s=f"{record['images_per_s']:.0f}")
                     if self.rank == 0:
-                        with open(self.run_dir / "metrics.jsonl", "a") as f:
-                            f.write(json.dumps(record) + "\n")
+                        self.run.log(record)
                     sums, counts, window_start, window_steps = {}, {}, time.perf_counter(), 0
                 if (at_sample or at_ckpt) and cfg.standing_stats:
                     # Every rank, with the same noise: the buffers stay equal across ranks.
@@ -412,7 +328,7 @@ class Trainer:
                     figures = self._evaluate() if evaluating else None
                     saved = self.save()
                     if figures is not None:
-                        self._mark_if_best(saved, figures["score"])
+                        self.run.mark_if_best(saved, self.step, figures["score"])
 
     def _standing_inputs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed noise and prior-drawn labels for re-estimating G_ema's BatchNorm statistics.
@@ -432,27 +348,12 @@ class Trainer:
     # --- evaluation -------------------------------------------------------------------------------
 
     def _evaluate(self) -> dict | None:
-        """Score G_ema on the validation split (rank 0) and log the figures to metrics.jsonl."""
+        """Score G_ema (rank 0) with the run's `evaluate` and log the figures to metrics.jsonl."""
         if self.rank != 0:
             return None
-        from training.evaluate import build_reference, evaluate_source, samples_per_tag, torch_source
-        if self._reference is None:      # real faces' figures do not change: compute them once per run
-            self._reference = build_reference(self.data, "val", self._tagger, self.cfg.eval_samples, self.cfg.seed,
-                                              with_realness=self.cfg.eval_realness)
-        n_per_tag = samples_per_tag(self.cfg.eval_samples, self.vocab)
-        figures = evaluate_source(torch_source(self.G_ema, self.vocab, self.priors), self._reference,
-                                  self._tagger, n_per_tag, self.cfg.seed, with_realness=self.cfg.eval_realness)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"step": self.step, "eval": figures}) + "\n")
+        figures = self.evaluate(self.G_ema)
+        self.run.log({"step": self.step, "eval": figures})
         return figures
-
-    def _mark_if_best(self, checkpoint: Path, score: float) -> None:
-        """Name the checkpoint in best.json when its score (KID, lower is better) beats the one there."""
-        best = self.run_dir / "best.json"
-        if not np.isfinite(score) or (best.is_file() and json.loads(best.read_text())["score"] <= score):
-            return
-        write_text_atomic(best, json.dumps({"checkpoint": checkpoint.name, "step": self.step, "score": score,
-                                        "metric": "kid"}, indent=2))
 
     def _check_finite(self, first_bad: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
         """Roll back and stop if any rank saw a non-finite loss since the last check.
@@ -484,10 +385,13 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, data: str | Path, run_dir: str | Path, resume: bool = False,
-          device: str | None = None, steps: int | None = None, init: str | Path | None = None) -> Path:
+          device: str | None = None, steps: int | None = None, init: str | Path | None = None,
+          evaluate: Evaluate | None = None) -> Path:
+    """Train `cfg` on the packed set `data` into `run_dir`. `evaluate` scores G_ema every `cfg.eval_every` steps
+    (`metrics.evaluate.training_evaluator` makes the one `kyara train` passes); without it nothing is scored."""
     if steps is not None and steps < 1:      # before the run directory is made
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    trainer = Trainer(cfg, data, run_dir, resume=resume, device=device, init=init)
+    trainer = Trainer(cfg, data, run_dir, resume=resume, device=device, init=init, evaluate=evaluate)
     try:
         trainer.fit(steps)
     finally:

@@ -1,4 +1,4 @@
-"""`kyara crop`: find anime faces in pictures and cut square, training-ready crops around them.
+"""`kyara data crop`: find anime faces in pictures and cut square, training-ready crops around them.
 
 Per picture: decode defensively (`common.images.load_rgb`, shared with tag and pack), detect faces with
 nagadomi's LBP cascade (`detect_faces`), enlarge each box (1.5x by default: the face plus hair) about its
@@ -207,7 +207,7 @@ def crop_folder(in_dir: str | Path, out_dir: str | Path, resolution: int = 64, m
               "faces": 0, "crops": 0, "duplicates": 0, "skipped": 0}
     for result in tqdm(_run(jobs, workers), total=len(jobs), desc="crop", unit="picture"):
         if "error" in result:
-            tqdm.write(f"kyara crop: skipping {result['source']}: {result['error']}", file=sys.stderr)
+            tqdm.write(f"kyara data crop: skipping {result['source']}: {result['error']}", file=sys.stderr)
             counts["skipped"] += 1
         else:
             counts["faces"] += result["faces"]
@@ -215,7 +215,7 @@ def crop_folder(in_dir: str | Path, out_dir: str | Path, resolution: int = 64, m
         counts["processed"] += 1
         counts["crops"] += kept
         counts["duplicates"] += dupes
-    print(f"kyara crop: {counts['processed']} pictures processed ({counts['already_done']} already done, "
+    print(f"kyara data crop: {counts['processed']} pictures processed ({counts['already_done']} already done, "
           f"{counts['skipped']} skipped), {counts['faces']} faces, {counts['crops']} crops written, "
           f"{counts['duplicates']} near-duplicates dropped -> {out_dir}", file=sys.stderr)
     return counts

@@ -1,12 +1,12 @@
-"""`kyara compare`: several models' faces from the same noise, one row each, above a row of real faces.
+"""`kyara judge compare`: several models' faces from the same noise, one row each, above a row of real faces.
 
 Judging a model means looking at its faces beside real ones at the size a person sees them (168 px, as on
 the blind sheets), and judging a change means looking at two models' faces drawn from the same noise and
 tags, so that only the models differ. Models with the same vocabulary and noise size get the same inputs;
 others the same seed. Each truncation asked for is a row of its own, from the same noise drawn in.
 
-`kyara blind` is the same judgement made blind: one model's faces shuffled with real ones, or two models'
-(or truncations') faces shuffled with each other, on numbered sheets with the key apart (training/blind.py).
+`kyara judge blind` is the same judgement made blind: one model's faces shuffled with real ones, or two models'
+(or truncations') faces shuffled with each other, on numbered sheets with the key apart (judge/blind.py).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from common.packed import PackedSet
-from training.blind import FACE, LABEL, blind_sheets, enlarged
-from training.evaluate import BUNDLED_UPSCALER, Source, check_resolution, draw, open_source, truncated, upscaled
+from judge.blind import FACE, LABEL, blind_sheets, enlarged
+from export.adapters import BUNDLED_UPSCALER, Source, check_resolution, draw, open_source, truncated, upscaled
 from training.grid import save_png
 
 
@@ -98,6 +98,25 @@ def compare_to_file(models: Sequence[str | Path], data: str | Path, out: str | P
     return save_png(compare_sheet(compare_rows(models, data, n, seed, tags, split, truncations)), out)
 
 
+def paired_inputs(entries: Sequence[tuple[str, Source]], n: int, seed: int
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The same noise and tags for both entries of a paired A/B, drawn once from the priors of the entry with
+    fewer tags. A model whose vocabulary adds tags to the other's (a model carried on to a larger vocabulary,
+    e.g. with `male`) is asked for its extra tags off: both are asked for the same faces over the tags both
+    know. Otherwise the tags, their priors (the data they were trained on) and the noise size must agree."""
+    (first, a), (second, b) = entries
+    small, large = (a, b) if len(a.vocab.tags) <= len(b.vocab.tags) else (b, a)
+    shared = [large.vocab.index(t) for t in small.vocab.tags if t in large.vocab.tags]
+    if (len(shared) != len(small.vocab.tags) or a.noise_dim != b.noise_dim
+            or not np.allclose(small.priors, large.priors[shared], atol=1e-3)):
+        raise ValueError(f"--paired needs the same tags (or one model's tags within the other's), the same tag "
+                         f"priors on them and the same noise size: {first} and {second} differ")
+    noise, labels = draw(small, n, seed)
+    wide = np.zeros((n, len(large.vocab.tags)), labels.dtype)      # the larger model's extra tags off
+    wide[:, shared] = labels
+    return [(noise, labels if source is small else wide) for _, source in entries]
+
+
 def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, seed: int = 0,
                     truncations: Sequence[float] = (1.0,), data: str | Path | None = None,
                     split: str = "val", paired: bool = False, scale: int = 1,
@@ -122,7 +141,7 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
             raise ValueError(f"--upscale {method}: not bicubic, upscaler, or an upscaler folder with manifest.json")
     wanted = len(models) * len(truncations) * len(methods)
     if wanted not in (1, 2):
-        raise ValueError(f"kyara blind compares one model with real faces or two with each other; "
+        raise ValueError(f"kyara judge blind compares one model with real faces or two with each other; "
                          f"{len(models)} models at {len(truncations)} truncations and {len(methods)} upscaling "
                          f"methods make {wanted}")
     if wanted == 1 and data is None:
@@ -138,13 +157,7 @@ def blind_to_folder(models: Sequence[str | Path], out: str | Path, n: int = 60, 
         raise ValueError(f"{entries[0][0]} makes {entries[0][1].resolution} px faces but {entries[1][0]} makes "
                          f"{entries[1][1].resolution} px: blind sheets compare faces of one size")
     if paired:
-        (first, a), (second, b) = entries
-        # The tags are drawn once from the shared priors; models of different data would not share them.
-        if (a.vocab.tags != b.vocab.tags or a.noise_dim != b.noise_dim
-                or not np.allclose(a.priors, b.priors, atol=1e-3)):
-            raise ValueError(f"--paired needs the same tags, tag priors and noise size: {first} and {second} differ")
-        inputs = draw(a, n, seed)
-        faces = [source.generate(*inputs) for _, source in entries]
+        faces = [source.generate(*inputs) for (_, source), inputs in zip(entries, paired_inputs(entries, n, seed))]
     else:
         faces = [source.generate(*draw(source, n, seed + k)) for k, (_, source) in enumerate(entries)]
     names = [name for name, _ in entries]

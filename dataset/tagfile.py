@@ -3,7 +3,7 @@
 Our format has a header, a `path` column (relative to the crop folder), a `tags` column of names separated
 by `;`, optionally one `p:<tag>` probability column per tag so thresholds can be changed later, and optionally
 a last `unknown` column: the tags a tagger could not decide for that image (see `tagger.report.confident_bounds`),
-which `kyara pack --labels` stores as unknown instead of off. Readers also accept the MLDS format of
+which `kyara data pack --labels` stores as unknown instead of off. Readers also accept the MLDS format of
 `../shared/data`: no header, `id,aqua hair aqua eyes`.
 """
 from __future__ import annotations

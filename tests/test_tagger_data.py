@@ -12,7 +12,9 @@ from common.packed import write_packed
 from common.vocab import TagError, Vocabulary
 from tagger.model import load_tagger
 from tagger.report import calibrate_thresholds, evaluate
-from tagger.sources import Source, load_training_data, read_label_file
+from dataset.labels import read_label_file
+from tagger.config import TaggerTrainConfig
+from tagger.data import LabelledSet, load_training_data
 
 COLOURS = ["red hair", "blue hair", "green eyes", "brown eyes"]
 
@@ -74,8 +76,8 @@ def test_twins_share_labels_and_the_splits_keep_faces_apart(tmp_path):
     gold = write_table(tmp_path / "attributes.csv", rows, ["long hair", "short hair", "smile"])
     (tmp_path / "weak.csv").write_text("0,short hair\n2,long hair\n")
     (tmp_path / "weak_g.csv").write_text("4,short hair\n")     # weak labels lose against labels checked by eye
-    data = load_training_data([Source(getchu, [gold], [tmp_path / "weak_g.csv"]),
-                               Source(konachan, weak_labels=[tmp_path / "weak.csv"])])
+    data = load_training_data([LabelledSet(getchu, [gold], [tmp_path / "weak_g.csv"]),
+                               LabelledSet(konachan, weak_labels=[tmp_path / "weak.csv"])])
     assert set(data.vocab.tags) == {*COLOURS, "long hair", "short hair", "smile"}
     col = data.vocab.index
     g = np.flatnonzero(data.source == 0)
@@ -98,16 +100,21 @@ def test_twins_share_labels_and_the_splits_keep_faces_apart(tmp_path):
 
 
 def test_training_calibrates_on_one_split_and_reports_on_another(tmp_path):
-    from tagger.train import train_tagger
+    """Through the command, from a recipe file with a shortcut option over it: the report keeps the recipe."""
+    from kyara.cli import main
 
     data, smile = twin_set(tmp_path / "g", n=160, smile_in_pixels=True)
     gold = write_table(tmp_path / "attributes.csv", {str(i): {"smile": int(smile[i])} for i in range(0, 160, 2)},
                        ["smile"])
-    out = tmp_path / "tagger"
-    train_tagger([Source(data, [gold])], out, epochs=3, batch_size=16, lr=3e-3, oversample=2)
+    out, recipe = tmp_path / "tagger", tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"base": "tiny", "epochs": 3, "batch_size": 16, "lr": 3e-3}))
+    assert main(["tagger", "train", "--data", str(data), "--labels", str(gold), "--out", str(out),
+                 "--config", str(recipe), "--oversample", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
+    assert report["config"]["training"]["recipe"] == TaggerTrainConfig(
+        epochs=3, batch_size=16, lr=3e-3, oversample=2).to_json()
     tagger = load_tagger(out)
-    split = load_training_data([Source(data, [gold])])
+    split = load_training_data([LabelledSet(data, [gold])])
     calibrate, reported = split.indices("calibrate"), split.indices("report")
     assert report["thresholds"] == calibrate_thresholds(tagger.predict(split.images[calibrate]),
                                                         split.labels[calibrate], tagger.vocab) == tagger.thresholds

@@ -1,4 +1,4 @@
-"""`kyara slim`: a checkpoint's G_ema and D in half precision, from which `--init` goes on elsewhere."""
+"""`kyara portable`: a checkpoint's G_ema and D in half precision, from which `--init` goes on elsewhere."""
 from __future__ import annotations
 
 import json
@@ -12,18 +12,24 @@ from safetensors.torch import load_file
 from kyara.cli import main
 from training.checkpoint import list_checkpoints, step_of, steps_before, total_steps
 from training.config import load_config
-from training.sample import sample
+from export.adapters import draw, open_source
 from training.trainer import Trainer, train
 
 
-def test_a_slim_checkpoint_is_small_samples_alike_and_starts_a_run(tiny_packed: Path, tmp_path: Path,
+def sample(checkpoint: Path, tags: str, n: int, seed: int) -> np.ndarray:
+    """The faces `kyara sample` draws from a checkpoint."""
+    source = open_source(checkpoint)
+    return source.generate(*draw(source, n, seed, source.vocab.parse(tags)))
+
+
+def test_a_portable_checkpoint_is_small_samples_alike_and_starts_a_run(tiny_packed: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "run"
     train(load_config("tiny"), tiny_packed, run, device="cpu", steps=10)
     full = list_checkpoints(run)[-1]
     slim = tmp_path / "slim"
     capsys.readouterr()
-    assert main(["slim", str(run), "-o", str(slim)]) == 0
+    assert main(["portable", str(run), "-o", str(slim)]) == 0
     assert capsys.readouterr().out.strip() == str(slim)
     assert sorted(p.name for p in slim.iterdir()) == ["D.safetensors", "G_ema.safetensors", "config.json",
                                                       "vocab.json"]
@@ -53,9 +59,9 @@ def test_slim_refuses_to_replace_a_folder_of_something_else(tiny_packed: Path, t
     other.mkdir()
     (other / "manifest.json").write_text("{}")
     capsys.readouterr()
-    assert main(["slim", str(run), "-o", str(other)]) != 0
+    assert main(["portable", str(run), "-o", str(other)]) != 0
     err = capsys.readouterr().err
-    assert err.startswith("kyara slim: ") and "is not a checkpoint" in err and err.count("\n") == 1
+    assert err.startswith("kyara portable: ") and "is not a checkpoint" in err and err.count("\n") == 1
     assert (other / "manifest.json").read_text() == "{}"
 
 
@@ -64,7 +70,7 @@ def test_a_run_from_init_counts_the_steps_behind_its_weights(tiny_packed: Path, 
     # manifest still say how many steps the weights have had in all.
     train(load_config("tiny"), tiny_packed, tmp_path / "first", device="cpu", steps=10)
     slim = tmp_path / "slim"
-    assert main(["slim", str(tmp_path / "first"), "-o", str(slim)]) == 0
+    assert main(["portable", str(tmp_path / "first"), "-o", str(slim)]) == 0
     assert (step_of(slim), steps_before(slim), total_steps(slim)) == (10, 0, 10)
 
     on = tmp_path / "on"
@@ -76,7 +82,7 @@ def test_a_run_from_init_counts_the_steps_behind_its_weights(tiny_packed: Path, 
     assert (step_of(newest), total_steps(newest)) == (6, 16)
 
     again = tmp_path / "slim-again"                     # and a second leg from its slim copy adds up
-    assert main(["slim", str(on), "-o", str(again)]) == 0
+    assert main(["portable", str(on), "-o", str(again)]) == 0
     assert total_steps(again) == 16
     assert main(["export", str(again), "-o", str(tmp_path / "exported")]) == 0
     manifest = json.loads((tmp_path / "exported" / "manifest.json").read_text())

@@ -1,11 +1,11 @@
-"""`kyara pack`: tagged face images -> the packed training set (see `common.packed`).
+"""`kyara data pack`: tagged face images -> the packed training set (see `common.packed`).
 
-Sources: a folder of crops with a tag file (our CSV, e.g. from `kyara tag`), or an uncompressed tar in the
+Sources: a folder of crops with a tag file (our CSV, e.g. from `kyara data tag`), or an uncompressed tar in the
 MLDS layout of `../shared/data` (its tag CSV is the first member, images named `<id>.jpg`).
 
 Extra label files (`--labels`) add the tags the source does not give, the paper's way of labelling a set: a
-tagger's output (`kyara tag`, whose undecided tags stay unknown) and labels checked by eye
-(`getchu_attributes.csv`, `kyara review` corrections). The source's own labels win where it has them (the
+tagger's output (`kyara data tag`, whose undecided tags stay unknown) and labels checked by eye
+(`getchu_attributes.csv`, `kyara data review` corrections). The source's own labels win where it has them (the
 Getchu colours), and a label of one image is given to its whole face group (its mirror twin, its duplicates).
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tqdm import tqdm
 from common.images import load_rgb, skip_reason
 from common.packed import face_groups, split_by_group, write_packed
 from common.vocab import Vocabulary, canonical
-from tagger.sources import labels_by_name, overlay_by_group, read_label_file
-from tagger.tagfile import open_text, read_tag_file, read_tag_rows
+from dataset.labels import labels_by_name, overlay_by_group, read_label_file
+from dataset.tagfile import open_text, read_tag_file, read_tag_rows
 
 THUMB = 16
 RESOLUTIONS = (32, 64, 128, 256)   # what training.models.ModelConfig builds a generator for (16 px x 2^k)
@@ -152,7 +152,7 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     label_files = [read_label_file(p) for p in labels]
     unknown = sorted({t for ts in tags.values() for t in ts if canonical(t) is None})
     if unknown:
-        print(f"kyara pack: ignoring tags outside the vocabulary: {', '.join(unknown)}", file=sys.stderr)
+        print(f"kyara data pack: ignoring tags outside the vocabulary: {', '.join(unknown)}", file=sys.stderr)
     own_vocab = Vocabulary(t for ts in tags.values() for t in ts if canonical(t) is not None)
     vocab = Vocabulary({*own_vocab.tags, *(t for f in label_files for t in f.tags)})
 
@@ -162,7 +162,7 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
         for name, pixels, reason in tqdm(pool.map(_decode, jobs, chunksize=256), total=len(tags),
                                          desc="pack", unit="img"):
             if pixels is None:
-                tqdm.write(f"kyara pack: skipping {name}: {reason}", file=sys.stderr)
+                tqdm.write(f"kyara data pack: skipping {name}: {reason}", file=sys.stderr)
                 skipped += 1
                 continue
             names.append(name)
@@ -172,7 +172,7 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     images_arr = np.stack(images)
     own, conflicting = labels_for([tags[n] for n in names], own_vocab)
     if conflicting:
-        print(f"kyara pack: {conflicting} images name two tags of one exclusive or at-most-one group (e.g. two "
+        print(f"kyara data pack: {conflicting} images name two tags of one exclusive or at-most-one group (e.g. two "
               f"hair colours, or long and short hair); that group is stored as unknown for them", file=sys.stderr)
 
     thumbs = np.stack([np.asarray(Image.fromarray(im).convert("L").resize((THUMB, THUMB), Image.Resampling.BOX))
@@ -191,12 +191,13 @@ def pack(source: str | Path, out_dir: str | Path, resolution: int = 64, tag_file
     val = split_by_group(groups, val_fraction, seed)
     out = write_packed(out_dir, images_arr, all_labels, vocab, groups, val, source=str(source), names=names,
                        extra={"label_files": matched, "dropped_tags": dropped} if label_files else None)
-    print(f"kyara pack: {len(names)} images ({skipped} skipped), {len(np.unique(groups))} face groups, "
+    print(f"kyara data pack: {len(names)} images ({skipped} skipped), {len(np.unique(groups))} face groups, "
           f"{int(val.sum())} in validation, {len(vocab)} tags -> {out}", file=sys.stderr)
     for f in label_files:
-        print(f"kyara pack: {f.path}: {matched[str(f.path)]} of its {len(f.rows)} rows are images here", file=sys.stderr)
+        print(f"kyara data pack: {f.path}: {matched[str(f.path)]} of its {len(f.rows)} rows are images here",
+              file=sys.stderr)
     if dropped:
-        print(f"kyara pack: left out (fewer than {min_faces} faces): "
+        print(f"kyara data pack: left out (fewer than {min_faces} faces): "
               + ", ".join(f"{t} ({n})" for t, n in dropped.items()), file=sys.stderr)
     print(tag_counts(all_labels, vocab, groups), file=sys.stderr)
     return out

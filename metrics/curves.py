@@ -82,7 +82,7 @@ def plot_curves(run_dir: str | Path, out: str | Path, smooth: int = 20, until: i
             series[key] = list(zip(steps, values))
         panels.append(panel(f"losses ({', '.join(group)}), moving average of {smooth}", series))
     if evals:
-        from training.evaluate import headline
+        from metrics.report import headline
         figures = [(r["step"], headline(r["eval"])) for r in evals]
         # KID lives on another scale (~1e-3) than the shares, so it gets its own panel.
         panels.append(panel("evaluation (validation split): shares",

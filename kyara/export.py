@@ -1,14 +1,11 @@
-"""Commands of the export package: `kyara export` and `kyara upscaler distill` / `student` (need torch),
-`kyara generate` and `kyara upscaler convert` (do not)."""
+"""Shipping a model: `kyara export` (a checkpoint -> the ONNX model folder the page loads) and `kyara upscaler`
+(the HD faces' upscaler: `convert` waifu2x's, needing no torch; `distill` / `student` a faster one)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from common.argtypes import count_at_most, non_negative_int, output_folder, positive_int, truncation
-
-MAX_FACES = 100_000     # `kyara generate -n`: about 1 GB of 64 px PNGs; more is several commands with other seeds
-
+from common.argtypes import non_negative_int, output_folder, positive_int, truncation
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="checkpoint -> model folder (model.onnx, model.int8.onnx, model.compact.onnx, "
@@ -30,21 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "not at all): fewer broken faces for a little less variety; `kyara eval --truncation` "
                         "measures both")
     p.set_defaults(func=_export)
-
-    p = sub.add_parser("generate", help="faces from an exported model, without torch")
-    p.add_argument("model", help="model.onnx (or model.int8.onnx) or a model folder with manifest.json")
-    p.add_argument("--tags", default="", help='e.g. "blonde hair, red eyes" (groups left open follow the priors)')
-    p.add_argument("-n", type=count_at_most(MAX_FACES), default=16,
-                   help=f"faces to generate, at most {MAX_FACES:,} (written as they are made)")
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("-o", "--out", type=output_folder, default="generated",
-                   help="folder for the PNGs, seed<SEED>_<i>.png (made if missing; PNGs of the same names are "
-                        "replaced, other files left alone)")
-    p.add_argument("--scale", type=int, choices=(1, 2, 4), default=1,
-                   help="the same faces at 2x or 4x their size (128 or 256 px for a 64 px model), through the "
-                        "waifu2x upscaler")
-    p.add_argument("--upscaler", help="upscaler folder made by `kyara upscaler` (default: the repo's models/upscaler)")
-    p.set_defaults(func=_generate)
 
     upscaler = sub.add_parser("upscaler", help="the HD faces' x2 anime upscaler: convert waifu2x's, or distil a "
                                                "faster one from it")
@@ -135,26 +117,6 @@ def _export(args: argparse.Namespace) -> int:
         extra = f", PSNR {variant['psnr_db_vs_fp32']} dB vs fp32" if "psnr_db_vs_fp32" in variant else ""
         print(f"{Path(args.out) / variant['file']}: {variant['precision']}, {variant['bytes'] / 1e6:.2f} MB{extra}")
     print(f"{Path(args.out) / 'manifest.json'}: default {manifest['file']}")
-    return 0
-
-
-def _generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from common.files import staged_files
-    from export.runtime import DEFAULT_UPSCALER, Generator
-    generator = Generator(args.model, upscaler=args.upscaler or DEFAULT_UPSCALER)
-    if args.scale > 1:
-        generator.upscaler                      # opened (and checked) before anything is written
-    noise, labels = generator.inputs(args.tags, args.n, args.seed)    # the tags are checked before any file
-    out: Path = args.out
-    # Each face is written as it is made (memory stays flat), into a staging folder whose files join `out`
-    # once all are there: a run that fails (a full disk) leaves `out` as it was, and no folder it made.
-    with staged_files(out) as stage, tqdm(total=args.n, desc="generate", unit="face", dynamic_ncols=True) as bar:
-        for i, face in enumerate(generator.faces(noise, labels, scale=args.scale)):
-            face.save(stage / f"seed{args.seed}_{i:03d}.png", format="PNG")
-            bar.update()
-    print(f"{out}: {args.n} faces")
     return 0
 
 
