@@ -40,8 +40,9 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def linked_folders(html: str) -> dict[str, str]:
-    """The versioned folders the page names: {'static': 'static/<v>/', 'ort': ..., 'model': ..., 'upscaler': ...}."""
-    bases = dict(re.findall(r'<meta name="kyara-(static|ort|model|upscaler)-base" content="([^"]*)">', html))
+    """The versioned folders the page names: {'static': 'static/<v>/', 'ort': ..., 'model': ..., 'upscaler': ...,
+    'photo': ...}."""
+    bases = dict(re.findall(r'<meta name="kyara-(static|ort|model|upscaler|photo)-base" content="([^"]*)">', html))
     return bases
 
 
@@ -57,7 +58,7 @@ def test_site_is_the_served_files_in_versioned_folders_with_gzip_copies(site):
     files = tree(site)
     html = files["index.html"].decode()
     bases = linked_folders(html)
-    assert set(bases) == {"static", "ort", "model", "upscaler"}
+    assert set(bases) == {"static", "ort", "model", "upscaler", "photo"}
     for kind, base in bases.items():
         assert re.fullmatch(rf"{kind}/[0-9a-f]{{16}}/", base), base         # relative: works from a sub-folder
     model = bases["model"]

@@ -28,22 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# onnxruntime-web 1.30 files the page loads: the CPU build and its threaded wasm, and the WebGPU build
-# with its asyncify wasm (fetched only when the browser offers a WebGPU adapter).
-ORT_FILES = (
-    "ort.wasm.min.mjs",
-    "ort-wasm-simd-threaded.mjs",
-    "ort-wasm-simd-threaded.wasm",
-    "ort.webgpu.min.mjs",
-    "ort-wasm-simd-threaded.asyncify.mjs",
-    "ort-wasm-simd-threaded.asyncify.wasm",
-)
 NAME_MAX = 255     # bytes in one file name on Linux, macOS and Windows file systems
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
-# What is worth compressing: text, WebAssembly and ONNX (the int8 model shrinks by a fifth, the fp32 one by
-# a tenth). A copy that saves less than GZIP_MIN_SAVING of the bytes is not kept.
-GZIP_SUFFIXES = frozenset({".wasm", ".mjs", ".js", ".onnx", ".json", ".css", ".svg", ".html"})
+# What is worth compressing: text, WebAssembly, ONNX (the int8 model shrinks by a fifth, the fp32 one by
+# a tenth) and the photo reader's weights (.bin). A copy that saves less than GZIP_MIN_SAVING of the bytes is not kept.
+GZIP_SUFFIXES = frozenset({".wasm", ".mjs", ".js", ".onnx", ".json", ".css", ".svg", ".html", ".bin"})
 GZIP_LEVEL = 6          # gzip's default: -9 makes the wasm 0.4 % smaller and doubles the start-up time
 GZIP_MIN_SAVING = 0.05
 _gzipped: dict[str, bytes | None] = {}       # sha256 -> its gzip copy: each content is compressed once a process
@@ -290,33 +280,6 @@ def content_version(files: dict[str, Blob]) -> str:
         digest.update(name.encode())
         digest.update(blob.data)
     return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class OrtFiles:
-    """onnxruntime-web's dist folder, as installed by `npm ci` from the repository's package-lock.json.
-
-    `version` is a hash of the files served (not the npm version, which a patched copy would keep)."""
-
-    dist: Path
-    npm_version: str
-    version: str
-    files: dict[str, Blob]         # the ORT_FILES
-
-    @classmethod
-    def find(cls, package_dir: str | os.PathLike, repo_root: Path) -> OrtFiles:
-        package_dir = Path(package_dir).resolve()
-        package_json = package_dir / "package.json"
-        missing = [name for name in ORT_FILES if not (package_dir / "dist" / name).is_file()]
-        if not package_json.is_file() or missing:
-            raise FileNotFoundError(
-                f"onnxruntime-web is not installed at {package_dir}: run `npm ci` in {repo_root} "
-                "(needs Node.js; it installs the version pinned in package-lock.json)"
-            )
-        npm_version = json.loads(package_json.read_text(encoding="utf-8"))["version"]
-        dist = package_dir / "dist"
-        files = dict(zip(ORT_FILES, read_all([dist / name for name in ORT_FILES])))
-        return cls(dist, npm_version, content_version(files), files)
 
 
 @dataclass(frozen=True)

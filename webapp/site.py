@@ -1,11 +1,12 @@
 """`kyara build-site OUT`: the page as a folder of plain files, for any static file server (no server code).
 
 What `kyara serve` would send, written out: the page (index.html), the service worker (sw.js), the
-page's modules, onnxruntime-web, the model and the upscaler (for HD faces), with the same checks at the start (a model file that does
-not match its manifest stops the build). Every file but the page and the worker sits in a folder named
-after a hash of its contents (static/<v>/, ort/<v>/, model/<v>/, upscaler/<v>/), and the page names those folders, so a
-browser that kept an old page still loads the old model with it, and a new build is never mixed with an
-old one in a cache. The model's folder is versioned by its manifest, which holds each file's sha256.
+page's modules, onnxruntime-web, the model, the upscaler (for HD faces) and the photo reader, with the same
+checks at the start (a model file that does not match its manifest stops the build). Every file but the page
+and the worker sits in a folder named after a hash of its contents (static/<v>/, ort/<v>/, model/<v>/,
+upscaler/<v>/, photo/<v>/), and the page names those folders, so a browser that kept an old page still loads
+the old model with it, and a new build is never mixed with an old one in a cache. The model's folder is
+versioned by its manifest, which holds each file's sha256.
 
 A static host cannot send the COOP/COEP headers that multi-threaded WebAssembly needs; the page's service
 worker adds them to its own answers, so the page is isolated from its second load on (the first installs
@@ -178,11 +179,11 @@ def site_files(app) -> dict[str, Blob]:
     from webapp.views import page_html
 
     kyara = app.extensions["kyara"]
-    model, ort, static, upscaler = kyara["model"], kyara["ort"], kyara["static"], kyara["upscaler"]
+    model, ort, static, upscaler, photo = (kyara[key] for key in ("model", "ort", "static", "upscaler", "photo"))
     static_base, ort_base, model_base = f"static/{static.version}/", f"ort/{ort.version}/", f"model/{model.version}/"
-    upscaler_base = f"upscaler/{upscaler.version}/"
+    upscaler_base, photo_base = f"upscaler/{upscaler.version}/", f"photo/{photo.version}/"
     with app.app_context():
-        page = page_html(static_base, ort_base, model_base, upscaler_base)
+        page = page_html(static_base, ort_base, model_base, upscaler_base, photo_base)
     files = {"index.html": Blob.of(page.encode("utf-8"), "index.html"), "sw.js": static.files["sw.js"]}
     files.update({static_base + name: blob for name, blob in static.files.items()})
     files.update({ort_base + name: blob for name, blob in ort.files.items()})
@@ -190,6 +191,7 @@ def site_files(app) -> dict[str, Blob]:
     files.update({model_base + name: blob for name, blob in model.files.items()})
     files[upscaler_base + "manifest.json"] = upscaler.manifest_file
     files.update({upscaler_base + name: blob for name, blob in upscaler.files.items()})
+    files.update({photo_base + name: blob for name, blob in photo.files.items()})
     return files
 
 

@@ -1,6 +1,7 @@
-"""Routes: the page, its static modules, onnxruntime-web's files and the model. GET (and HEAD) only.
+"""Routes: the page, its static modules, onnxruntime-web's files, the model and the photo reader. GET (and HEAD)
+only.
 
-Cache policy: a URL that carries the content's version (the static hash or ort version in the path,
+Cache policy: a URL that carries the content's version (the static, ort or photo hash in the path,
 the ONNX file's sha256 in ?v=) is immutable for a year; the page, the manifest and the service worker
 are `no-cache` (always revalidated with their ETag), so a new model or page shows up on the next visit.
 Every answer comes from the lists read at start-up (webapp.assets): no request touches the disk. A file
@@ -31,6 +32,7 @@ MIME_TYPES = {
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".png": "image/png",
+    ".bin": "application/octet-stream",
     ".webmanifest": "application/manifest+json",
 }
 YEAR = 365 * 24 * 3600
@@ -75,7 +77,9 @@ def _send(name: str, blob: Blob | None, immutable: bool) -> Response:
     gzipped = (blob.gzipped is not None and request.accept_encodings["gzip"] > 0
                and "Range" not in request.headers)   # a byte range is one of the file, not of its copy
     data = blob.gzipped if gzipped else blob.data
-    mimetype = MIME_TYPES.get(Path(name).suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    suffix = Path(name).suffix
+    mimetype = (MIME_TYPES.get(suffix) or mimetypes.guess_type(name)[0]
+                or ("application/octet-stream" if suffix else "text/plain"))   # no suffix: a LICENSE
     body = wrap_file(request.environ, io.BytesIO(data))
     response = Response(body, mimetype=mimetype, direct_passthrough=True)
     response.content_length = len(data)
@@ -108,19 +112,21 @@ def _route(rule: str, **options):
                     strict_slashes=False, **options)
 
 
-def page_html(static_base: str, ort_base: str, model_base: str, upscaler_base: str) -> str:
-    """The page, linking its modules, onnxruntime-web, the model and the upscaler under these URL folders
-    (absolute for `kyara serve`, relative in a static build, whose model folders carry their version)."""
+def page_html(static_base: str, ort_base: str, model_base: str, upscaler_base: str, photo_base: str) -> str:
+    """The page, linking its modules, onnxruntime-web, the model, the upscaler and the photo reader under these
+    URL folders (absolute for `kyara serve`, relative in a static build, whose model folders carry their
+    version)."""
     modules = [name for name in _kyara("static").files if name.endswith(".js") and name != "sw.js"]
     return render_template("index.html", static_base=static_base, ort_base=ort_base, model_base=model_base,
-                           upscaler_base=upscaler_base, modules=modules,
+                           upscaler_base=upscaler_base, photo_base=photo_base, modules=modules,
                            model_name=_kyara("model").manifest.get("name", "model"))
 
 
 @_route("/")
 def index() -> Response:
-    static, ort = _kyara("static"), _kyara("ort")
-    html = page_html(f"/static/{static.version}/", f"/ort/{ort.version}/", "/model/", "/upscaler/")
+    static, ort, photo = _kyara("static"), _kyara("ort"), _kyara("photo")
+    html = page_html(f"/static/{static.version}/", f"/ort/{ort.version}/", "/model/", "/upscaler/",
+                     f"/photo/{photo.version}/")
     response = Response(html, mimetype="text/html")
     response.add_etag()
     _cache(response, immutable=False)
@@ -143,6 +149,13 @@ def static_file(version: str, filename: str) -> Response:
 def ort_file(version: str, name: str) -> Response:
     ort = _kyara("ort")
     return _send(name, ort.files.get(name), immutable=version == ort.version)
+
+
+@_route("/photo/<version>/<path:name>")
+def photo_file(version: str, name: str) -> Response:
+    """A file of the photo reader, by its path under node_modules/ (@vladmandic/face-api/dist/face-api.esm.js)."""
+    photo = _kyara("photo")
+    return _send(name, photo.files.get(name), immutable=version == photo.version)
 
 
 # The generator's folder and the upscaler's, each checked and read at start-up (webapp.assets.ServedModel).

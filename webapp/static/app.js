@@ -1,5 +1,5 @@
 // The Kyara page: tag pickers, batches, variations, history, interpolation, downloads, share links,
-// favourites and languages.
+// favourites, languages and characters from a photo.
 //
 // Test and scripting hook (part of the page's API; the browser tests and benchmarks use it):
 //   window.kyara.ready             Promise: resolves with `info` once the model is loaded, rejects with
@@ -19,6 +19,9 @@
 //   window.kyara.idle()            Promise: resolves once every queued job of the page (loading, a batch, a
 //                                  model switch, an interpolation, a pasted link, drawing favourites) has finished.
 //   window.kyara.favourites()      the favourites library as stored (favourites.js's items).
+//   window.kyara.photo()           what the last photo read said (photo.js's tagsFromPhoto: tags, confidence,
+//                                  face, faces, readings; never the photo), or null. info.photoReadMs and
+//                                  info.photoToFaceMs: from choosing it to its tags, and to the batch drawn.
 // Query parameters: ?threads=N overrides the wasm thread count. The URL hash is the share state: it always
 // describes the batch on screen (seeds, batch size, tags, lock and model it was made with; for a batch of
 // variations, the face varied and the variations' seed); a link pasted into the address bar is drawn as the
@@ -30,7 +33,7 @@
 //
 // A batch's noise comes from the noise seed and its labels from the tag seed, each drawn as
 // export.runtime draws them; with Random noise both seeds are one, so the batch on screen is what
-// `kyara generate --seed S -n N --tags ...` (or kyara.js's generate()) gives for the tags set to On.
+// `kyara sample --seed S -n N --tags ...` (or kyara.js's generate()) gives for the tags set to On.
 // Variations (the button beside the selected face) fill the batch with that face, then faces of its labels
 // and of noise a small step from its noise (kyara.js's varyNoise, from a fresh seed each time).
 //
@@ -47,6 +50,9 @@
 // Languages (i18n.js, i18n/*.js): every text of the page, chosen from the browser's languages or the switch
 // in the header (remembered). Tag names are translated for display only: links and files keep the model's.
 //
+// From a photo (photo-page.js): the tags read from a photo become the choices, then a batch is drawn as the
+// Generate button draws one. The photo stays in photo-page.js's memory only.
+//
 // HD (x2 or x4): the selected face, the interpolation strip and the PNG download, and the result grid when
 // asked, are redrawn through the upscaler (kyara.js's upscale: one face per run, the page free between runs,
 // a progress bar meanwhile). The upscaler is downloaded the first time HD is used, never before. Upscaled
@@ -62,6 +68,7 @@ import {
 import { LoadError, drawFace, fetchManifest, loadGenerator, variantsOf, varyNoise } from './kyara.js';
 import { renderLibrary } from './library.js';
 import { randomSeed } from './numpy-random.js';
+import { setupPhoto } from './photo-page.js';
 import { buildPickers, syncPickers } from './pickers.js';
 import { chosenTags, decodeState, defaultChoices, encodeState, needsAdvanced, simpleChoice } from './share.js';
 
@@ -70,6 +77,7 @@ const meta = (name) => document.querySelector(`meta[name="${name}"]`).content;
 const ORT_BASE = meta('kyara-ort-base');
 const MODEL_BASE = meta('kyara-model-base');
 const UPSCALER_BASE = meta('kyara-upscaler-base');
+const PHOTO_BASE = meta('kyara-photo-base');
 const HISTORY_LIMIT = 240;
 const ADVANCED_KEY = 'kyara.advanced';
 
@@ -82,10 +90,18 @@ const state = {
   favourites: [],              // the library (favourites.js's items), newest first
   favouriteKeys: new Set(),    // their keyOf: which faces on screen are favourites
   favouriteFaces: new Map(),   // favourite id -> its face, drawn with the model loaded (never stored)
+  photoUrls: [],               // the photo reader's files, once a photo was read (kept for offline use)
 };
 const info = {
   crossOriginIsolated: self.crossOriginIsolated, msPerImage: null, batch: null, firstImageMs: null, hdMsPerImage: null,
+  photoReadMs: null, photoToFaceMs: null,
 };
+let photoPanel = null;   // photo-page.js's panel, once wired
+
+// The manifest, for the photo panel: a photo chosen before the model's manifest is here waits for it.
+let manifestLoaded;
+const manifestReady = new Promise((resolve, reject) => { manifestLoaded = { resolve, reject }; });
+manifestReady.catch(() => {});   // a failed download is shown by start()
 
 // ---------------------------------------------------------------- loading
 
@@ -239,8 +255,12 @@ function showPickers() {
   if (!state.manifest) return;
   buildPickers($('tag-groups'), state.manifest, {
     advanced: state.advanced, choices: state.choices, text: pickerText,
-    onChange: (key, choice) => { state.choices[key] = choice; },
+    onChange: (key, choice) => {
+      state.choices[key] = choice;
+      photoPanel?.sync();
+    },
   });
+  photoPanel?.sync();
 }
 
 /**
@@ -431,14 +451,20 @@ function variationRows({ n, variations: face }) {
 function onGenerate(event) {
   event?.preventDefault();
   if (running || !state.generator) return;  // the button is disabled meanwhile; Enter in a field is too
+  generateNew();
+}
+
+/** Queue a new batch of the choices on screen, as the Generate button makes one (and a photo, once read). */
+function generateNew() {
   showLinkNotice([]);  // the notice was about the link opened, not this batch
-  userJob(async () => {
+  return userJob(async () => {
+    if (!state.generator) return;   // the model never loaded: its error is on screen
     readControls();
     const typed = Number($('seed').value);
     const random = noiseMode() === 'random' || !Number.isInteger(typed) || typed < 0 || typed >= 2 ** 32;
     state.seed = random ? randomSeed() : typed;
     $('seed').value = state.seed;
-    state.tagSeed = random ? state.seed : randomSeed();   // one seed: the batch kyara generate --seed gives
+    state.tagSeed = random ? state.seed : randomSeed();   // one seed: the batch kyara sample --seed gives
     await generateBatch();
   });
 }
@@ -674,6 +700,7 @@ function readHash(hash = location.hash) {
   if (needsAdvanced(state.manifest, state.choices) && !state.advanced) setAdvanced(true);
   if (!state.advanced) simplifyChoices();   // a link's 1 and 0 are On and Off
   syncPickers(state.choices);
+  photoPanel?.sync();
   if (shared.variations) {  // the next Generate is a fresh batch: no seeds or lock of the link's own
     unlock();
     setNoiseMode('random');
@@ -698,7 +725,8 @@ async function cacheForOffline() {
   if (!('serviceWorker' in navigator)) return;
   // The page's own files are the ones it links (modules, style, icon, manifest): the server lists them.
   const links = document.querySelectorAll('link[rel="modulepreload"], link[rel="stylesheet"], link[rel="icon"], link[rel="preload"]');
-  const urls = [new URL('./', location.href).href, ...Array.from(links, (link) => link.href), ...state.generator.urls];
+  const urls = [new URL('./', location.href).href, ...Array.from(links, (link) => link.href), ...state.generator.urls,
+    ...state.photoUrls];
   try {
     const registration = await navigator.serviceWorker.register('sw.js');
     const worker = registration.active ?? registration.waiting ?? registration.installing;
@@ -711,8 +739,14 @@ async function cacheForOffline() {
 // ---------------------------------------------------------------- start
 
 async function start() {
-  state.manifest = await fetchManifest(MODEL_BASE);
+  try {
+    state.manifest = await fetchManifest(MODEL_BASE);
+  } catch (err) {
+    manifestLoaded.reject(err);
+    throw err;
+  }
   state.choices = defaultChoices(state.manifest);
+  manifestLoaded.resolve(state.manifest);
   setAdvanced(advancedRemembered());
   showFavourites();
   Object.assign(info, {
@@ -736,7 +770,31 @@ async function start() {
   return info;
 }
 
+/** The "From a photo" panel: what it reads becomes the choices, then a batch is drawn. */
+function wirePhoto() {
+  photoPanel = setupPhoto({
+    photoBase: PHOTO_BASE,
+    manifest: () => manifestReady,
+    choices: () => state.choices,
+    choose(changes) {
+      Object.assign(state.choices, changes);
+      syncPickers(state.choices);
+      photoPanel.sync();
+    },
+    draw(since) {
+      generateNew().then(() => { info.photoToFaceMs = performance.now() - since; });
+    },
+    text: { t, tag: tagName, group: groupName, percent },
+    onReaderLoaded(urls) {
+      state.photoUrls = urls;
+      if (state.generator) cacheForOffline();
+    },
+    timing({ readMs }) { info.photoReadMs = readMs; },
+  });
+}
+
 function wire() {
+  wirePhoto();
   $('language').replaceChildren(...Object.entries(LANGUAGES).map(([code, { name }]) => Object.assign(
     document.createElement('option'), { value: code, textContent: name, lang: code },
   )));
@@ -839,6 +897,7 @@ function showTexts() {
   if (state.selected) $('selected-tags').textContent = describeLabels(state.selected.labels);
   showFavouriteButton();
   showFavourites();
+  photoPanel?.showTexts();
   if (state.shown) $('copy-link').textContent = t('share.copy');
 }
 
@@ -1036,5 +1095,6 @@ window.kyara = {
   },
   idle: () => jobs,
   favourites: () => JSON.parse(JSON.stringify(state.favourites)),
+  photo: () => photoPanel.reading(),
   get generator() { return state.generator; },
 };

@@ -12,6 +12,10 @@
 // `g.generate({ ..., scale: 4 })` gives the same faces at 256 px (for a 64 px model) through the waifu2x
 // upscaler (`kyara upscaler`), downloaded the first time a scale above 1 is asked for.
 //
+// `tagsFromPhoto(file, g.manifest)` reads a photo of a person on the device (hair colour, eye colour, hair
+// length, smile...) and resolves to { tags, confidence, face }: `g.generate({ tags })` draws characters with
+// them (photo.js; its library is downloaded on the first photo, never before).
+//
 // The sampling is Python's (`export.runtime.Generator`): the same seed and tags give the same labels and
 // the same noise as `Generator("models/default").generate(tags=[...], n=8, seed=7)`, drawn with a twin of
 // numpy's default_rng, and the same tag spellings and errors (TagError) as `Vocabulary.parse`. The Kyara
@@ -22,6 +26,7 @@ import { NumpyRandom, randomSeed } from './numpy-random.js';
 import { TagError, parseTags, sampleLabels } from './vocab.js';
 
 export { LoadError, TagError };
+export { PhotoError, loadPhotoReader, tagsFromPhoto } from './photo.js';
 
 /** Where npm puts onnxruntime-web beside this package (node_modules/kyara/webapp/static/ -> node_modules/). */
 const DEFAULT_ORT_BASE = new URL('../../../onnxruntime-web/dist/', import.meta.url).href;

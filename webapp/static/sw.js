@@ -17,13 +17,14 @@
 // and deletes the old versions last. A connection lost half-way leaves the previous set whole.
 //
 // URLs are read relative to the worker's scope, so a static build works from a sub-folder of a site:
-// static/<v>/..., ort/<v>/... and, in a static build, model/<v>/... and upscaler/<v>/... carry their version
-// in the path; `kyara serve`'s model and upscaler files carry it in ?v=<sha256>. The upscaler's files are
-// handed over only once a visitor has asked for HD faces.
+// static/<v>/..., ort/<v>/..., photo/<v>/... and, in a static build, model/<v>/... and upscaler/<v>/... carry
+// their version in the path; `kyara serve`'s model and upscaler files carry it in ?v=<sha256>. The upscaler's
+// files are handed over only once a visitor has asked for HD faces, the photo reader's once a photo was read
+// (the reader's files only: a photo is never cached, nor sent anywhere).
 
 const CACHE = 'kyara';
 const SCOPE = new URL(self.registration.scope);
-const IN_VERSIONED_FOLDER = /^(static|ort|model|upscaler)\/[^/]+\/(.+)$/;
+const IN_VERSIONED_FOLDER = /^(static|ort|model|upscaler|photo)\/[^/]+\/(.+)$/;
 const WITH_SHA256 = /^(model|upscaler)\//;   // kyara serve's folders whose files carry ?v=<sha256>
 
 /** The URL's path below the scope ('' for the page itself). */
