@@ -208,6 +208,36 @@ def test_lazy_penalty_runs_every_kth_step(tiny_packed, tmp_path):
     assert all(r["wall_s"] > 0 for r in records)
 
 
+def test_tag_boost_shows_and_asks_for_a_rare_tag_more_often(tiny_packed, tmp_path):
+    """tag_boost=TAG=K: real images with the tag K times as likely in a batch, G asked for it K times as often
+    (at most half the time); the priors saved with the model stay the data's."""
+    from common.vocab import Vocabulary
+    from training.config import boosted
+
+    trainer = Trainer(load_config("tiny", ["tag_boost=red hair=4", "batch_size=64"]), tiny_packed, tmp_path / "run",
+                      device="cpu")
+    red = trainer.vocab.index("red hair")
+    share = np.mean([trainer._real_batch()[1][:, red].float().mean().item() for _ in range(30)])
+    data_share = float((trainer.data.labels[trainer.train_idx, red] == 1).mean())
+    assert abs(data_share - 0.5) < 0.15 and share == pytest.approx(4 * data_share / (3 * data_share + 1), abs=0.05)
+    assert np.array_equal(trainer.priors, trainer.data.priors(trainer.train_idx))
+
+    vocab = Vocabulary(["red hair", "blue hair", "male", "smile"])
+    order = [vocab.index(t) for t in ("red hair", "blue hair", "male", "smile")]     # columns in the paper's order
+    labels = np.zeros((4, 4), np.int8)
+    labels[:, order] = [[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 0, 1], [0, 1, 0, 0]]
+    priors = np.zeros(4, np.float32)
+    priors[order] = [0.5, 0.5, 0.01, 0.3]
+    asked, chances = boosted({"male": 8, "smile": 4}, priors, labels, vocab)
+    assert asked[vocab.index("male")] == pytest.approx(0.08) and asked[vocab.index("smile")] == 0.5
+    assert chances == pytest.approx(np.array([8, 4, 4, 1]) / 17)
+    with pytest.raises(ValueError, match="tag_boost: hat not among the data's tags"):
+        boosted({"hat": 2}, priors, labels, vocab)
+    for bad in ("male", "male=0.5", "=3"):
+        with pytest.raises(ValueError, match="tag_boost must be TAG=FACTOR"):
+            load_config("tiny", [f"tag_boost={bad}"])
+
+
 def test_new_recipe_resumes_exactly(tiny_packed, tmp_path):
     """Augmentation and the lazy penalty draw from the saved generators: a resumed run repeats."""
     sets = ["augment=translation,cutout", "gp_every=2", "standing_stats=1", "ckpt_every=3", "keep_last=5",

@@ -33,7 +33,7 @@ from common.vocab import Vocabulary
 from training.augment import augment, parse_policy
 from training.checkpoint import (list_checkpoints, load_state, resolve_checkpoint, save_checkpoint, step_of,
                                  steps_before, total_steps)
-from training.config import TrainConfig
+from training.config import TrainConfig, boosted
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
 from training.models import WEIGHTLESS_FIELDS, Discriminator, Generator, load_across_vocabularies, standing_statistics
@@ -41,8 +41,7 @@ from training.run import RunFolder, check_same_model, check_same_tags
 from training.teacher import TeacherLoss, pin_teacher
 
 
-# Scores a generator (G_ema, in eval mode) and returns its figures, with "score" (lower is better) among them.
-# It comes from the caller, so that the metrics, which sit above training, are not imported here.
+# Scores G_ema and returns its figures, "score" (lower is better) among them; from the caller (metrics sit above).
 Evaluate = Callable[[torch.nn.Module], dict]
 
 
@@ -79,7 +78,8 @@ class Trainer:
                              f"{cfg.model.resolution} px; pack at that size or set model.resolution")
         self.vocab = self.data.vocab
         self.train_idx = self.data.indices("train")
-        self.priors = self.data.priors(self.train_idx)
+        self.priors = self.data.priors(self.train_idx)   # the data's, saved; training draws by tag_boost's:
+        self.label_priors, self.batch_p = boosted(cfg.boosts, self.priors, self.data.labels[self.train_idx], self.vocab)
         self.lambda_adv = cfg.lambda_adv or float(len(self.vocab))
         self.policy = parse_policy(cfg.augment)
 
@@ -198,7 +198,8 @@ class Trainer:
     # --- one step ---------------------------------------------------------------------------------
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        pick = self.rng.integers(len(self.train_idx), size=self.cfg.batch_size)
+        pick = (self.rng.integers(len(self.train_idx), size=self.cfg.batch_size) if self.batch_p is None
+                else self.rng.choice(len(self.train_idx), size=self.cfg.batch_size, p=self.batch_p))
         idx = np.sort(self.train_idx[pick])
         images = torch.from_numpy(np.ascontiguousarray(self.data.images[idx]))
         labels = torch.from_numpy(self.data.labels[idx])
@@ -208,7 +209,7 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         cfg, b = self.cfg, self.cfg.batch_size
         real, real_labels = self._real_batch()
-        fake_labels = torch.from_numpy(self.vocab.sample_labels(self.priors, b, self.rng)).to(self.device)
+        fake_labels = torch.from_numpy(self.vocab.sample_labels(self.label_priors, b, self.rng)).to(self.device)
         # What a projection D reads of the fakes' tags: each fake hides the tags its real partner's label leaves
         # unknown, so that D cannot tell the two kinds apart by which tags are known (G still draws them all).
         seen_fake_labels = torch.where(real_labels >= 0, fake_labels.to(real_labels.dtype), -1)
