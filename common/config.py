@@ -69,3 +69,12 @@ def load_config(spec: str, overrides: list[str], presets: Mapping[str, C], from_
         cfg = from_json(merged)
     return apply_overrides(cfg, list(overrides))
 
+
+def known_fields(cls: type, data: dict, what: str = "config") -> dict:
+    """`data` keyed by `cls`'s fields alone, "base" dropped: a key the dataclass has no field for is refused in
+    one line (a misspelt key would otherwise be ignored without a word)."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known - {"base"}
+    if unknown:
+        raise ValueError(f"unknown {what} keys: {', '.join(sorted(unknown))}")
+    return {k: v for k, v in data.items() if k in known}

@@ -4,7 +4,7 @@ not part of it: one recipe trains on any data, anywhere. `report.json` records t
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from common import config as common_config
 
@@ -41,12 +41,8 @@ class TaggerTrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TaggerTrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known - {"base"}
-        if unknown:
-            raise ValueError(f"unknown tagger config keys: {', '.join(sorted(unknown))}")
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        return cls(**data)
+        data = common_config.known_fields(cls, data, "tagger config")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 PRESETS: dict[str, TaggerTrainConfig] = {

@@ -46,6 +46,23 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def server():
+    """The real Flask app on the bundled model, serving in the background for one test module: its URL."""
+    from webapp import create_app
+    from webapp.server import serve_in_background
+    with serve_in_background(create_app(Path(__file__).resolve().parents[1] / "models" / "default")) as url:
+        yield url
+
+
+def watch(page) -> list[str]:
+    """Page errors and CSP violations of a Playwright `page`, collected as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
+    return errors
+
+
+@pytest.fixture(scope="module")
 def browser():
     """Headless Chromium through Playwright, one per test module; skips the tests that use it where either
     is missing."""

@@ -44,14 +44,6 @@ def fp32_file(manifest) -> str:
     return next(v["file"] for v in manifest["variants"] if v["precision"] == "fp32")
 
 
-@pytest.fixture(scope="module")
-def server():
-    from webapp import create_app
-    from webapp.server import serve_in_background
-    with serve_in_background(create_app(MODEL_DIR)) as url:
-        yield url
-
-
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})

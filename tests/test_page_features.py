@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
+from conftest import watch
 from webapp.headless import CHROMIUM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,22 +100,6 @@ def manifest() -> dict:
 @pytest.fixture(scope="module")
 def fp32(manifest) -> str:
     return next(v["file"] for v in manifest["variants"] if v["precision"] == "fp32")
-
-
-@pytest.fixture(scope="module")
-def server():
-    from webapp import create_app
-    from webapp.server import serve_in_background
-    with serve_in_background(create_app(MODEL_DIR)) as url:
-        yield url
-
-
-def watch(page) -> list[str]:
-    """Page errors and CSP violations of `page`, collected."""
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
-    return errors
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from conftest import watch
 from webapp.headless import CHROMIUM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,21 +150,6 @@ def test_the_page_shows_a_photo_error_as_the_module_words_it():
 @pytest.fixture(scope="module")
 def manifest() -> dict:
     return json.loads((MODEL_DIR / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def server():
-    from webapp import create_app
-    from webapp.server import serve_in_background
-    with serve_in_background(create_app(MODEL_DIR)) as url:
-        yield url
-
-
-def watch(page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and errors.append(msg.text))
-    return errors
 
 
 @pytest.fixture

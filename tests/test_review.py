@@ -30,6 +30,14 @@ def crop_folder(folder: Path) -> tuple[Path, list[np.ndarray]]:
     return folder, faces
 
 
+def twin_packed(path: Path, names: list[str]) -> Path:
+    """Six blank blue-haired images of three faces, each with its mirror twin (face groups 0 0 1 1 2 2)."""
+    labels = np.zeros((6, 2), np.int8)
+    labels[:, 0] = 1
+    return write_packed(path, np.zeros((6, 32, 32, 3), np.uint8), labels, Vocabulary(["blue hair", "red hair"]),
+                        np.array([0, 0, 1, 1, 2, 2]), np.zeros(6, bool), source="test", names=names)
+
+
 def cell(sheet: Image.Image, k: int) -> np.ndarray:
     x, y = (k % COLUMNS) * CELL, 20 + (k // COLUMNS) * (CELL + CAPTION)
     return np.asarray(sheet.crop((x, y, x + CELL, y + CELL)))
@@ -66,12 +74,7 @@ def test_ranked_sheets_and_a_correction_round_trip(tmp_path):
 
 def test_corrections_train_the_tagger_and_bad_ids_are_refused(tmp_path, capsys):
     """On a packed set the corrections file is a --labels file: a twin takes its face's correction."""
-    vocab = Vocabulary(["blue hair", "red hair"])
-    images = np.zeros((6, 32, 32, 3), np.uint8)
-    labels = np.zeros((6, 2), np.int8)
-    labels[:, 0] = 1
-    data = write_packed(tmp_path / "packed", images, labels, vocab, np.array([0, 0, 1, 1, 2, 2]),
-                        np.zeros(6, bool), source="test", names=[f"{i}" for i in range(6)])
+    data = twin_packed(tmp_path / "packed", [f"{i}" for i in range(6)])
     written = review_sheets(data, "blue hair", tmp_path / "review")
     table = list(csv.reader(written[-1].open()))
     assert table == [["id", "blue hair"], ["0", "1"], ["2", "1"], ["4", "1"]]       # one image per face
@@ -89,12 +92,7 @@ def test_corrections_train_the_tagger_and_bad_ids_are_refused(tmp_path, capsys):
 
 def test_a_search_goes_on_past_the_faces_already_reviewed(tmp_path):
     """--skip: the faces a label file names, and their twins, are left off; the rest keep their ranked order."""
-    vocab = Vocabulary(["blue hair", "red hair"])
-    images = np.zeros((6, 32, 32, 3), np.uint8)
-    labels = np.zeros((6, 2), np.int8)
-    labels[:, 0] = 1
-    data = write_packed(tmp_path / "packed", images, labels, vocab, np.array([0, 0, 1, 1, 2, 2]),
-                        np.zeros(6, bool), source="test", names=[f"faces/{i}.png" for i in range(6)])
+    data = twin_packed(tmp_path / "packed", [f"faces/{i}.png" for i in range(6)])
     (tmp_path / "done.csv").write_text("id,blue hair\n3,1\n")                 # the twin of face 2, by its stem
     assert main(["data", "review", "sheets", str(data), "--tag", "blue hair", "--skip", str(tmp_path / "done.csv"),
                  "-o", str(tmp_path / "review")]) == 0

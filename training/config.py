@@ -5,7 +5,7 @@ A run directory keeps the resolved config as `config.json`, so a run can always 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -87,11 +87,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known - {"base"}
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        data = {k: v for k, v in data.items() if k in known}
+        data = common_config.known_fields(cls, data)
         data["model"] = ModelConfig(**data.get("model", {}))
         return cls(**data)
 
