@@ -25,7 +25,7 @@ class _SourceAction(argparse.Action):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train the GAN (torchrun for several GPUs or nodes)")
-    p.add_argument("config", help="preset (paper, cpu64, tiny) or a JSON config file")
+    p.add_argument("config", help="preset (paper, cpu64, dcgan: the DCGAN baseline, tiny) or a JSON config file")
     p.add_argument("--data", required=True, help="packed set made by `kyara data pack`")
     p.add_argument("--run-dir", required=True, help="where checkpoints, samples and metrics.jsonl go")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")

@@ -58,7 +58,7 @@ def test_config_overrides_and_json(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ('{"base": "cpu64",', "c.json: not valid JSON"),
-    ('{"base": "gpu512"}', "c.json: base 'gpu512' is not a preset (paper, cpu64, tiny)"),
+    ('{"base": "gpu512"}', "c.json: base 'gpu512' is not a preset (paper, cpu64, dcgan, tiny)"),
     ('{"bogus": 1}', "unknown config keys: bogus"),
 ])
 def test_bad_config_file_is_one_line_naming_it(tmp_path, text, message):
@@ -132,7 +132,7 @@ def test_a_model_with_attention_started_from_one_without_draws_the_same(side):
     """`--init` from a checkpoint without attention: every shared weight is copied, the attention block keeps its
     init (gamma = 0), and G draws the same faces bit for bit, in eval and in train mode, in either memory layout;
     D judges the same."""
-    from training.models import load_across_vocabularies
+    from training.networks import load_across_vocabularies
     tags = ["blonde hair", "red hair", "blue eyes"]
     torch.manual_seed(0)
     old_g, old_d = Generator(ModelConfig(**SMALL64), 3), Discriminator(ModelConfig(**SMALL64), 3)
@@ -155,7 +155,7 @@ def test_a_model_with_attention_started_from_one_without_draws_the_same(side):
 
 
 def test_only_the_new_attention_may_be_missing_from_the_weights_started_from():
-    from training.models import load_across_vocabularies
+    from training.networks import load_across_vocabularies
     tags = ["blonde hair", "blue eyes"]
     plain, attention = ModelConfig(**SMALL64), ModelConfig(**SMALL64, attention_res=32)
     state = Generator(plain, 2).state_dict()

@@ -30,11 +30,12 @@ from typing import Mapping, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from common.files import atomic_dir, read_json
 from common.vocab import Vocabulary
 from training.config import TrainConfig
-from training.models import Discriminator, Generator
+from training.networks import create_discriminator, create_generator
 
 PREFIX = "step_"
 
@@ -186,7 +187,8 @@ def network_shapes(cfg: TrainConfig, n_tags: int, config_path: Path) -> dict[str
     torch's meta device (no memory, no time); a config that builds no network is a ValueError naming it."""
     try:
         with torch.device("meta"):
-            nets = {"generator": Generator(cfg.model, n_tags), "discriminator": Discriminator(cfg.model, n_tags)}
+            nets = {"generator": create_generator(cfg.model, n_tags),
+                    "discriminator": create_discriminator(cfg.model, n_tags)}
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{config_path}: its model cannot be built ({exc})") from None
     return {name: {k: list(v.shape) for k, v in net.state_dict().items()} for name, net in nets.items()}
@@ -342,7 +344,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_generator(path: str | Path, ema: bool = True, device: str = "cpu"
-                   ) -> tuple[Generator, Vocabulary, list[float], TrainConfig]:
+                   ) -> tuple[nn.Module, Vocabulary, list[float], TrainConfig]:
     """The (EMA) generator of a checkpoint in eval mode, with its vocabulary, tag priors and config."""
     ckpt = resolve_checkpoint(path)
     cfg, (vocab, priors) = read_config(ckpt), read_vocab(ckpt)
@@ -350,6 +352,6 @@ def load_generator(path: str | Path, ema: bool = True, device: str = "cpu"
     name = "G_ema" if ema else "G"
     state = load_weights(ckpt / f"{name}.safetensors", shapes["generator"], _what("generator", ckpt),
                          others={"discriminator": shapes["discriminator"]})
-    generator = Generator(cfg.model, len(vocab))
+    generator = create_generator(cfg.model, len(vocab))
     generator.load_state_dict(state)
     return generator.to(device).eval(), vocab, priors, cfg

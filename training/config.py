@@ -101,6 +101,13 @@ PRESETS: dict[str, TrainConfig] = {
         model=ModelConfig(resolution=64, g_channels=32, g_blocks=8, d_widths=(16, 32, 64, 128, 256), d_blocks=1),
         steps=10_000, sample_every=250, ckpt_every=250, eval_every=1000,
     ),
+    # The DCGAN baseline (Radford et al. 2016, training/dcgan.py): the paper's 64 px networks and optimiser,
+    # unconditional, plain GAN loss: no tag losses, no DRAGAN penalty, no EMA (G_ema is G).
+    "dcgan": TrainConfig(
+        name="dcgan",
+        model=ModelConfig(family="dcgan", resolution=64, noise_dim=100, g_channels=64, d_widths=(64, 128, 256, 512)),
+        batch_size=64, lambda_adv=1.0, lambda_gp=0.0, ema_decay=0.0, sample_every=250, ckpt_every=250,
+    ),
     # For tests: seconds on a CPU.
     "tiny": TrainConfig(
         name="tiny",
@@ -128,6 +135,6 @@ def boosted(boosts: dict[str, float], priors: np.ndarray, labels: np.ndarray, vo
 
 
 def load_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
-    """A preset name (`paper`, `cpu64`, `tiny`) or a JSON file, optionally `{"base": "cpu64", ...}`; then the
+    """A preset name (`paper`, `cpu64`, `dcgan`, `tiny`) or a JSON file, optionally `{"base": "cpu64", ...}`; then the
     `--set` overrides (`common.config`)."""
     return common_config.load_config(spec, list(overrides), PRESETS, TrainConfig.from_json, default_base="paper")

@@ -16,9 +16,11 @@ from common.images import YCBCR
 
 
 UPSAMPLE_MODES = ("shuffle", "resize")
+# The network families `ModelConfig.family` names; `training.networks` builds them.
+FAMILIES = ("srresnet", "dcgan")
 # ModelConfig fields that a new run may set otherwise than the checkpoint it starts from (`kyara train --init`);
 # a resume must keep them as they were. `chroma_blur` adds no weights. `attention_res` adds weights, but only
-# ones that start as the identity (SelfAttention's gamma = 0): `load_across_vocabularies` leaves them at their
+# ones that start as the identity (SelfAttention's gamma = 0): `training.networks.load_across_vocabularies` leaves them at their
 # initialisation when the checkpoint has none, so the new run draws at its step 0 what the old model drew.
 WEIGHTLESS_FIELDS = ("chroma_blur", "attention_res")
 # The submodule that holds the self-attention block, in G and in D (its state-dict keys start with this + ".").
@@ -55,10 +57,19 @@ class ModelConfig:
     # D: after the stage whose output has this side. Its output scale starts at 0, so a model with it starts
     # as the same model without it, and a run can start from a checkpoint that lacks it (`--init`).
     attention_res: int = 0
+    # "dcgan": the DCGAN baseline (training/dcgan.py), which reads only resolution, noise_dim, g_channels (its
+    # narrowest G width) and d_widths (one per halving down to 4 x 4) and has none of the switches above.
+    family: str = "srresnet"
 
     def __post_init__(self) -> None:
         self.d_widths = tuple(self.d_widths)
         self.g_up_channels = tuple(self.g_up_channels)
+        if self.family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if self.family == "dcgan" and (self.resolution != 4 * 2 ** len(self.d_widths) or self.attention_res
+                                       or self.d_projection or self.chroma_blur or self.g_up_channels):
+            raise ValueError(f"a dcgan halves {self.resolution} px down to 4 x 4 in D ({len(self.d_widths)} "
+                             "d_widths given) and has no attention_res, d_projection, chroma_blur or g_up_channels")
         stages = math.log2(self.resolution / 16)
         if self.resolution < 32 or stages != int(stages):
             raise ValueError(f"resolution must be 16 * 2^k (32, 64, 128, 256), got {self.resolution}")
@@ -348,48 +359,5 @@ def standing_statistics(generator: Generator, batches: list[tuple[torch.Tensor, 
 
 
 @torch.no_grad()
-def load_across_vocabularies(module: Generator | Discriminator, state: dict[str, torch.Tensor],
-                             old_tags: list[str], new_tags: list[str]) -> list[str]:
-    """Load weights trained on `old_tags` into a module built for `new_tags`, matching tags by name.
-
-    Everything that does not depend on the tags is copied as it is; in the per-tag weights a tag both
-    know keeps its slice, and a new tag keeps the module's own initialisation (zero in G's input layer, so
-    the new label starts by changing nothing). This lets a model trained for hours on the colours go on to
-    learn new tags instead of starting again. Returns the new tags.
-
-    A module with self-attention (`attention_res`) may start from weights that have none: the attention block
-    keeps its own initialisation (gamma = 0, the identity). Any other weight the state lacks, or has beyond the
-    module's, is an error: another kind of network.
-    """
-    axes = module.tag_axes()
-    own = module.state_dict()
-    if isinstance(module, Generator):
-        own["fc.weight"][:, module.cfg.noise_dim:].zero_()
-    prefix = f"{ATTENTION}."
-    fresh_attention = not any(name.startswith(prefix) for name in state)
-    extra = sorted(set(state) - set(own))
-    if extra:
-        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
-        raise KeyError(f"the weights to start from have {extra[0]!r}{more}, which this network lacks: "
-                       "another kind of network")
-    for name, tensor in own.items():
-        if name not in state and fresh_attention and name.startswith(prefix):
-            continue                      # new self-attention: stays at its init (gamma = 0)
-        if name not in state:
-            raise KeyError(f"the weights to start from have no {name!r}: another kind of network")
-        if name not in axes:
-            if state[name].shape != tensor.shape:
-                raise ValueError(f"{name}: shape {tuple(state[name].shape)} cannot start {tuple(tensor.shape)} "
-                                 "(another network size)")
-            tensor.copy_(state[name])
-            continue
-        axis, first = axes[name]          # the tags come last along `axis`, after `first` other slices
-        tensor.narrow(axis, 0, first).copy_(state[name].narrow(axis, 0, first))
-        for t in set(old_tags) & set(new_tags):
-            tensor.narrow(axis, first + new_tags.index(t), 1).copy_(state[name].narrow(axis, first + old_tags.index(t), 1))
-    module.load_state_dict(own)
-    return [t for t in new_tags if t not in old_tags]
-
-
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -4,7 +4,8 @@ One step:
   1. draw noise and labels, G makes a batch of fakes;
   2. D sees [real, fake] in one DDP forward (through the DiffAugment policy, if any) and the perturbed
      reals in a plain forward; its loss adds the tag loss on real images and the DRAGAN penalty on the
-     perturbed ones (every `gp_every` steps, weighted by it: lazy regularisation);
+     perturbed ones (every `gp_every` steps, weighted by it: lazy regularisation). The DCGAN baseline has
+     neither: lambda_gp 0, and a D without a tag head;
   3. G is scored by the updated D (called without its DDP wrapper so D's gradients are neither computed
      nor all-reduced) and steps;
   4. the EMA copy of G follows. Before G_ema is sampled, evaluated or saved, its BatchNorm statistics can be
@@ -36,7 +37,8 @@ from training.checkpoint import (list_checkpoints, load_state, resolve_checkpoin
 from training.config import TrainConfig, boosted
 from training.grid import save_grid, sample_grid_inputs
 from training.losses import adv_loss, dragan_perturb, gradient_penalty, tag_loss
-from training.models import WEIGHTLESS_FIELDS, Discriminator, Generator, load_across_vocabularies, standing_statistics
+from training.models import WEIGHTLESS_FIELDS, standing_statistics
+from training.networks import create_discriminator, create_generator, load_across_vocabularies
 from training.run import RunFolder, check_same_model, check_same_tags
 from training.teacher import TeacherLoss, pin_teacher
 
@@ -80,12 +82,11 @@ class Trainer:
         self.train_idx = self.data.indices("train")
         self.priors = self.data.priors(self.train_idx)   # the data's, saved; training draws by tag_boost's:
         self.label_priors, self.batch_p = boosted(cfg.boosts, self.priors, self.data.labels[self.train_idx], self.vocab)
-        self.lambda_adv = cfg.lambda_adv or float(len(self.vocab))
-        self.policy = parse_policy(cfg.augment)
+        self.lambda_adv, self.policy = cfg.lambda_adv or float(len(self.vocab)), parse_policy(cfg.augment)
 
         torch.manual_seed(cfg.seed)
-        self.G = Generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
-        self.D = Discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
+        self.G = create_generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
+        self.D = create_discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         if cfg.teacher:
             self.cfg = cfg = replace(cfg, teacher=self._pin_teacher(cfg.teacher, resume))
@@ -97,9 +98,8 @@ class Trainer:
         # Every random draw goes through these two generators, so a resumed run repeats exactly.
         self.rng = np.random.default_rng(cfg.seed * 1000 + self.rank)         # batches and labels
         self.dev_gen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.rank + 1)
-        self.step = 0
+        self.step, self._standing = 0, None
         self.steps_before = 0           # steps the weights had before this run (`--init`); 0 from scratch
-        self._standing = None
         self.wall_offset = 0.0          # training seconds before this process (from metrics.jsonl on resume)
         if init is not None:
             if resume:
@@ -220,12 +220,13 @@ class Trainer:
             fake = self.G_train(noise, fake_labels)
         # D's inputs, real and fake alike, go through the same kind of random transforms (none by default).
         both = augment(torch.cat([real, fake.detach().to(real.dtype)]), self.policy, self.dev_gen)
-        penalise = self.step % cfg.gp_every == 0
+        penalise = cfg.lambda_gp > 0 and self.step % cfg.gp_every == 0
+        no_tags = torch.zeros((), device=self.device)   # the tag loss of a D without a tag head (DCGAN)
         with autocast:
             adv, tags = self.D_train(both, torch.cat([real_labels, seen_fake_labels]))
             adv_real, adv_fake = adv.split(b)
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
-            loss_d_tag = tag_loss(tags[:b], real_labels)
+            loss_d_tag = tag_loss(tags[:b], real_labels) if tags is not None else no_tags
         loss_d = self.lambda_adv * loss_d_adv + loss_d_tag
         extra = {}
         if penalise:
@@ -233,9 +234,8 @@ class Trainer:
             with autocast:
                 # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in
                 # the one backward below (so DDP all-reduces it), and the penalty's double backward spans only
-                # this batch, not real and fake too.
-                # (A copy, not the leaf itself: tools that hook module inputs, such as FlopCounterMode and
-                # profilers, put gradient hooks on leaf inputs, and autograd.grad cannot run those.)
+                # this batch, not real and fake too. (A copy, not the leaf itself: tools that hook module inputs,
+                # such as FlopCounterMode, put gradient hooks on leaf inputs, which autograd.grad cannot run.)
                 adv_hat, _ = self.D(x_hat.clone(), real_labels)
             gp = gradient_penalty(adv_hat, x_hat)
             # Lazy regularisation: every k-th step with k times the weight keeps the same average pressure.
@@ -248,7 +248,7 @@ class Trainer:
         with autocast:
             adv_g, tags_g = self.D(augment(fake, self.policy, self.dev_gen), seen_fake_labels)   # plain D: no sync
             loss_g_adv = adv_loss(adv_g, True)
-            loss_g_tag = tag_loss(tags_g, fake_labels)
+            loss_g_tag = tag_loss(tags_g, fake_labels) if tags_g is not None else no_tags
         loss_g = self.lambda_adv * loss_g_adv + loss_g_tag
         for term in self.g_terms:        # more loss terms of G: distillation from a teacher
             with autocast:
@@ -289,8 +289,8 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             counts: dict[str, int] = {}     # a lazy penalty is in some steps' losses only
             first_bad = torch.tensor(-1, device=self.device)
-            window_start, window_steps = time.perf_counter(), 0
-            fit_start = window_start
+            fit_start = window_start = time.perf_counter()
+            window_steps = 0
             while self.step < total:
                 losses = self.train_step()
                 self.step += 1
