@@ -65,3 +65,14 @@ def test_dcgan_trains_without_tag_loss_or_penalty_and_loads_back(tiny_dcgan, tin
     assert all(torch.equal(a, b) for a, b in zip(load_file(str(ckpt / "G.safetensors")).values(),
                                                   load_file(str(ckpt / "G_ema.safetensors")).values()))
     assert g(torch.randn(2, 16), torch.zeros(2, len(vocab))).shape == (2, 3, 32, 32)
+
+
+def test_dcgan_d_judges_real_and_fake_batches_apart(tiny_dcgan, tiny_packed, tmp_path):
+    """Its BatchNorm must never normalise real and fake together: the batch statistics alone would tell them
+    apart (tried: D's loss and G's both went to 0 within 20 steps)."""
+    from training.trainer import Trainer
+    trainer = Trainer(tiny_dcgan, tiny_packed, tmp_path / "run", device="cpu")
+    seen = []
+    trainer.D.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    trainer.train_step()
+    assert seen == [8, 8, 8]       # real, fake (D's step), fake (G's step)

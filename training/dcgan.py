@@ -62,6 +62,10 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """image (N, 3, R, R) [, labels, ignored] -> (real/fake logit (N,), None: no tag head)."""
 
+    # Its BatchNorm must see a real batch and a fake batch apart, as in the paper: over both at once the batch
+    # statistics alone tell them apart (D's loss went to 0 within 20 steps while G's did too).
+    apart = True
+
     def __init__(self, cfg: ModelConfig, n_tags: int):
         super().__init__()
         self.cfg, self.n_tags = cfg, n_tags

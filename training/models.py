@@ -288,6 +288,8 @@ def projection_codes(labels: torch.Tensor) -> torch.Tensor:
 class Discriminator(nn.Module):
     """image (N, 3, R, R) [, labels (N, T) with d_projection] -> (real/fake logit (N,), tag logits (N, T))."""
 
+    apart = False     # no BatchNorm: real and fake can share one forward (training.dcgan's D cannot)
+
     def __init__(self, cfg: ModelConfig, n_tags: int):
         super().__init__()
         self.cfg, self.n_tags = cfg, n_tags

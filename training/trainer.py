@@ -107,6 +107,8 @@ class Trainer:
             self.init_from(resolve_checkpoint(init))
         self._prepare_run_dir(resume)
 
+        if self.distributed and self.D.apart:
+            raise ValueError(f"{cfg.name}: a D that judges real and fake apart (DCGAN) trains on one device only")
         self.G_train = DDP(self.G) if self.distributed else self.G
         self.D_train = DDP(self.D) if self.distributed else self.D
         if cfg.compile:
@@ -164,8 +166,7 @@ class Trainer:
         state = load_state(ckpt / "state.pt")
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.step = state["step"]
-        self.steps_before = steps_before(ckpt)
+        self.step, self.steps_before = state["step"], steps_before(ckpt)
         rng = state["rng"][self.rank] if self.rank < len(state["rng"]) else None
         if rng is not None:
             self.rng.bit_generator.state = rng["cpu"]
@@ -180,11 +181,9 @@ class Trainer:
                 for buf in buffers:
                     dist.broadcast(buf, src=0)
         rng = {"cpu": self.rng.bit_generator.state, "dev": self.dev_gen.get_state(), "torch": torch.get_rng_state()}
-        all_rng = [None] * self.world
+        all_rng = [None] * self.world if self.distributed else [rng]
         if self.distributed:
             dist.all_gather_object(all_rng, rng)
-        else:
-            all_rng = [rng]
         path = None
         if self.rank == 0:
             path = save_checkpoint(
@@ -211,7 +210,7 @@ class Trainer:
         real, real_labels = self._real_batch()
         fake_labels = torch.from_numpy(self.vocab.sample_labels(self.label_priors, b, self.rng)).to(self.device)
         # What a projection D reads of the fakes' tags: each fake hides the tags its real partner's label leaves
-        # unknown, so that D cannot tell the two kinds apart by which tags are known (G still draws them all).
+        # unknown, lest D tell the two kinds apart by which tags are known (G still draws them all).
         seen_fake_labels = torch.where(real_labels >= 0, fake_labels.to(real_labels.dtype), -1)
         noise = torch.randn(b, cfg.model.noise_dim, generator=self.dev_gen, device=self.device)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp)
@@ -223,8 +222,11 @@ class Trainer:
         penalise = cfg.lambda_gp > 0 and self.step % cfg.gp_every == 0
         no_tags = torch.zeros((), device=self.device)   # the tag loss of a D without a tag head (DCGAN)
         with autocast:
-            adv, tags = self.D_train(both, torch.cat([real_labels, seen_fake_labels]))
-            adv_real, adv_fake = adv.split(b)
+            if self.D.apart:     # BatchNorm in D (DCGAN): real and fake normalised together would give them away
+                (adv_real, tags), (adv_fake, _) = self.D_train(both[:b]), self.D_train(both[b:])
+            else:
+                adv, tags = self.D_train(both, torch.cat([real_labels, seen_fake_labels]))
+                adv_real, adv_fake = adv.split(b)
             loss_d_adv = adv_loss(adv_real, True) + adv_loss(adv_fake, False)
             loss_d_tag = tag_loss(tags[:b], real_labels) if tags is not None else no_tags
         loss_d = self.lambda_adv * loss_d_adv + loss_d_tag
@@ -232,10 +234,9 @@ class Trainer:
         if penalise:
             x_hat = dragan_perturb(both[:b], self.dev_gen)
             with autocast:
-                # The perturbed batch goes through the plain D: its gradient still reaches D's parameters in
-                # the one backward below (so DDP all-reduces it), and the penalty's double backward spans only
-                # this batch, not real and fake too. (A copy, not the leaf itself: tools that hook module inputs,
-                # such as FlopCounterMode, put gradient hooks on leaf inputs, which autograd.grad cannot run.)
+                # The perturbed batch goes through the plain D: its gradient reaches D's parameters in the one
+                # backward below (DDP all-reduces it); the double backward spans this batch alone. (A copy, not the
+                # leaf: tools that hook inputs, as FlopCounterMode, put hooks on leaves that autograd.grad cannot run.)
                 adv_hat, _ = self.D(x_hat.clone(), real_labels)
             gp = gradient_penalty(adv_hat, x_hat)
             # Lazy regularisation: every k-th step with k times the weight keeps the same average pressure.
@@ -357,11 +358,8 @@ class Trainer:
         return figures
 
     def _check_finite(self, first_bad: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
-        """Roll back and stop if any rank saw a non-finite loss since the last check.
-
-        All ranks decide together (the step flag is all-reduced): a rank that stopped alone would leave
-        the others waiting for it in their next collective.
-        """
+        """Roll back and stop if any rank saw a non-finite loss since the last check. All ranks decide together
+        (the step flag is all-reduced): a rank that stopped alone would leave the others waiting in a collective."""
         if self.distributed:
             none = torch.iinfo(torch.int64).max
             earliest = torch.where(first_bad < 0, none, first_bad)
