@@ -15,6 +15,8 @@
 #   INIT     the portable checkpoint to go on from (default portable/v5, the bundled model's)
 #   MINUTES  training time (default 8); the run keeps a checkpoint every 200 steps, so at most that is lost
 #   BATCH    batch size (default 256; the recipe's 32 is sized for a CPU)
+#   SET      more config overrides, space-separated key=value, each passed as `--set` (e.g. SET="tag_boost=male=8",
+#            the v6 leg's: CONFIG=configs/v6-attention.json INIT=portable/v6-male SET="tag_boost=male=8")
 #   OUT      where the results go (default /tmp/gpu-train): portable/ (G_ema, D, config, vocab: `kyara train
 #            CONFIG --init OUT/portable` goes on from it anywhere), metrics.jsonl and the log
 #
@@ -61,11 +63,13 @@ else
   exit 2
 fi
 
-say "training $CONFIG from $INIT for $MINUTES minutes on $DEVICE, batch $BATCH"
+OVERRIDES=()
+for kv in ${SET:-}; do OVERRIDES+=(--set "$kv"); done
+say "training $CONFIG from $INIT for $MINUTES minutes on $DEVICE, batch $BATCH ${SET:+(--set $SET)}"
 set +e
 timeout --signal=INT "${MINUTES}m" "$PY" -m kyara train "$CONFIG" --data "$DATA" --run-dir "$WORK/run" \
   --init "$INIT" --device "$DEVICE" --set batch_size="$BATCH" --set ckpt_every="$CKPT_EVERY" --set sample_every=1000 \
-  2>&1 | tr '\r' '\n' | grep -v '^train: ' | tee -a "$LOG"
+  ${OVERRIDES[@]+"${OVERRIDES[@]}"} 2>&1 | tr '\r' '\n' | grep -v '^train: ' | tee -a "$LOG"
 set -e
 LAST=$(ls -d "$WORK"/run/checkpoints/step_* 2>/dev/null | sort | tail -1)
 if [ -z "$LAST" ]; then
