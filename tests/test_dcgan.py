@@ -49,6 +49,9 @@ def test_dcgan_refuses_switches_it_does_not_have():
         ModelConfig(family="dcgan", resolution=64, d_widths=(64, 128, 256))      # stops at 8 x 8
     with pytest.raises(ValueError, match="family"):
         ModelConfig(family="stylegan")
+    # every family a config may name is one the factory builds
+    from training import models, networks
+    assert set(models.FAMILIES) == set(networks._FAMILIES)
 
 
 def test_dcgan_trains_without_tag_loss_or_penalty_and_loads_back(tiny_dcgan, tiny_packed, tmp_path):

@@ -1,7 +1,8 @@
 """The generator and discriminator of Jin et al. 2017 (SRResNet-style G, residual D), layer by layer.
 
-This is the one place that defines the networks: training, sampling, evaluation and export import them.
-Width, depth and resolution come from `ModelConfig`; `ModelConfig()` is the paper's 128 px model.
+The one place that defines Kyara's networks (training/dcgan.py holds the DCGAN baseline it is compared with;
+training/networks.py builds either by `ModelConfig.family`). Width, depth and resolution come from
+`ModelConfig`; `ModelConfig()` is the paper's 128 px model.
 """
 from __future__ import annotations
 
