@@ -88,6 +88,8 @@ class Trainer:
         self.G = create_generator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.D = create_discriminator(cfg.model, len(self.vocab)).to(self.device, memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if self.distributed and self.D.apart:
+            raise ValueError(f"{cfg.name}: a D that judges real and fake apart (DCGAN) trains on one device only")
         if cfg.teacher:
             self.cfg = cfg = replace(cfg, teacher=self._pin_teacher(cfg.teacher, resume))
         self.g_terms = [TeacherLoss(cfg.teacher, cfg, self.vocab, self.device)] if cfg.teacher else []
@@ -107,8 +109,6 @@ class Trainer:
             self.init_from(resolve_checkpoint(init))
         self._prepare_run_dir(resume)
 
-        if self.distributed and self.D.apart:
-            raise ValueError(f"{cfg.name}: a D that judges real and fake apart (DCGAN) trains on one device only")
         self.G_train = DDP(self.G) if self.distributed else self.G
         self.D_train = DDP(self.D) if self.distributed else self.D
         if cfg.compile:
